@@ -1,0 +1,64 @@
+#pragma once
+// The common method interface and the registry. A method turns (model, input, target) into a
+// raw attribution tensor; views turn that raw tensor into pictures (in the image layer). Every
+// method is one header, one source and one line in src/registry.cpp.
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cnnvis/model.hpp"
+#include "cnnvis/target.hpp"
+
+namespace cnnvis {
+
+// Reports progress of long loops (done of total); return false to cancel.
+using ProgressFn = std::function<bool(int64_t done, int64_t total)>;
+
+class Method {
+ public:
+  virtual ~Method() = default;
+  // Raw attribution for input [N, 3, H, W] (normalized space). The shape is the method's
+  // (gradient methods: [N, 3, H, W]). The model's state (ReLU mode) is unchanged afterwards.
+  virtual at::Tensor attribute(Model& model, const at::Tensor& input, const Target& target) = 0;
+};
+
+// One picture a method's raw result can be shown as: "<stem>_<method>_<view>.png".
+struct View {
+  std::string name;         // "gray"
+  std::string description;  // "grayscale saliency: sum_c |g|, clipped at the 99th percentile"
+  // raw [3,H,W] or [H,W] result for one image, and that image as RGB [3,H,W] in [0,1] ->
+  // picture [3,H,W] or [H,W] in [0, 1].
+  std::function<at::Tensor(const at::Tensor& raw, const at::Tensor& image)> render;
+};
+
+// Method options by name, as strings (from the CLI's --option key=value or the C++ caller);
+// each method parses its own options struct from it and rejects unknown keys.
+using MethodParams = std::map<std::string, std::string>;
+
+struct OptionInfo {
+  std::string name;
+  std::string default_value;
+  std::string help;
+};
+
+struct MethodInfo {
+  std::string name;     // "vanilla"
+  std::string summary;  // one line for `cnnvis list`
+  std::string paper;    // citation
+  std::vector<OptionInfo> options;
+  std::vector<View> views;
+  std::function<std::unique_ptr<Method>(const MethodParams&)> make;
+};
+
+// Every registered method, in the order of `cnnvis list`.
+const std::vector<MethodInfo>& methods();
+// Throws cnnvis::Error (invalid argument) for an unknown name, naming the closest.
+const MethodInfo& find_method(const std::string& name);
+// find_method(name).make(params).
+std::unique_ptr<Method> make_method(const std::string& name, const MethodParams& params = {});
+
+}  // namespace cnnvis

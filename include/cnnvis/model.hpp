@@ -1,0 +1,104 @@
+#pragma once
+// The model contract. LibTorch's C++ modules have no forward/backward hooks, so everything the
+// methods need from a network is part of this interface instead:
+//   - forward(x, taps): the output plus the activations of any named layers ("taps");
+//   - forward_from(layer, activation): run only the layers after `layer`;
+//   - ReLU modes (normal / guided backprop / deconvnet), switched with ReluModeGuard only;
+//   - parameters frozen (requires_grad = false), so torch::autograd::grad computes no weight
+//     gradients and stops at the tapped layer.
+// Layers are addressed by torchvision's dotted names ("features.29", "layer4.1.conv2").
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace torch::nn {
+class Module;
+}
+
+namespace cnnvis {
+
+// How every ReLU of a model back-propagates (forward is always max(x, 0)):
+//   kNormal: R_in = 1[x > 0] * R_out                       (the gradient)
+//   kGuided: R_in = 1[x > 0] * max(R_out, 0)               (Springenberg et al. 2015)
+//   kDeconv: R_in = max(R_out, 0)                          (Zeiler and Fergus 2014)
+enum class ReluMode { kNormal, kGuided, kDeconv };
+const char* to_string(ReluMode mode);
+
+// One addressable layer. Output shapes come from describe_layers(), which runs the model.
+struct LayerInfo {
+  std::string name;            // torchvision's dotted name, e.g. "features.28"
+  std::string type;            // "Conv2d", "ReLU", "BasicBlock", "Sequential", ...
+  int64_t parameters = 0;      // number of parameter elements inside the layer
+  bool resumable = false;      // forward_from(name, ...) accepts it
+  std::vector<int64_t> shape;  // output shape [N, C, H, W] (filled by describe_layers)
+};
+
+struct ForwardResult {
+  at::Tensor output;                        // logits [N, num_classes]
+  std::map<std::string, at::Tensor> taps;   // requested activations by layer name
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  Model() = default;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // Architecture name, e.g. "vgg16".
+  virtual std::string name() const = 0;
+  virtual int64_t num_classes() const = 0;
+  // Every addressable layer in forward order (shapes left empty; see describe_layers).
+  virtual std::vector<LayerInfo> layers() const = 0;
+  // Runs the network on x [N, 3, H, W]; returns the output and the activation of each layer
+  // named in `taps`. An unknown name throws cnnvis::Error listing the closest valid names.
+  virtual ForwardResult forward(const at::Tensor& x, const std::vector<std::string>& taps) = 0;
+  ForwardResult forward(const at::Tensor& x) { return forward(x, {}); }
+  // Runs only the layers after `layer`, starting from its activation (as returned in taps).
+  // `layer` must be resumable (see layers()), else cnnvis::Error.
+  virtual at::Tensor forward_from(const std::string& layer, const at::Tensor& activation) = 0;
+  // The underlying torch module: parameters and buffers under torchvision's names.
+  virtual torch::nn::Module& module() = 0;
+  // The layer Grad-CAM-style methods use by default (the last convolutional block's output).
+  virtual std::string default_cam_layer() const = 0;
+
+  ReluMode relu_mode() const { return relu_mode_; }
+
+  // Throws cnnvis::Error (invalid argument) if `layer` is not a layer of this model, naming
+  // the closest valid names.
+  void check_layer(const std::string& layer) const;
+
+ protected:
+  // Subclasses switch every ReLU they own; only ReluModeGuard calls this.
+  virtual void apply_relu_mode(ReluMode mode) = 0;
+
+ private:
+  friend class ReluModeGuard;
+  ReluMode relu_mode_ = ReluMode::kNormal;
+};
+
+// Sets a model's ReLU mode for a scope and restores the previous one on exit, also when an
+// exception leaves the scope.
+class ReluModeGuard {
+ public:
+  ReluModeGuard(Model& model, ReluMode mode);
+  ~ReluModeGuard();
+  ReluModeGuard(const ReluModeGuard&) = delete;
+  ReluModeGuard& operator=(const ReluModeGuard&) = delete;
+
+ private:
+  Model& model_;
+  ReluMode previous_;
+};
+
+// layers() with output shapes, found by one forward pass on zeros of [1, 3, height, width].
+std::vector<LayerInfo> describe_layers(Model& model, int64_t height, int64_t width);
+
+// max(x, 0) whose backward follows `mode` (a custom autograd function; plain relu for kNormal).
+at::Tensor relu(const at::Tensor& x, ReluMode mode);
+
+}  // namespace cnnvis

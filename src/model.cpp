@@ -1,0 +1,90 @@
+#include "cnnvis/model.hpp"
+
+#include <torch/torch.h>
+
+#include "cnnvis/error.hpp"
+#include "detail/strings.hpp"
+
+namespace cnnvis {
+
+const char* to_string(ReluMode mode) {
+  switch (mode) {
+    case ReluMode::kNormal: return "normal";
+    case ReluMode::kGuided: return "guided";
+    case ReluMode::kDeconv: return "deconv";
+  }
+  return "?";
+}
+
+namespace {
+
+// ReLU with a mode-dependent backward. Saves the output: 1[y > 0] == 1[x > 0].
+struct ModalRelu : torch::autograd::Function<ModalRelu> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               int64_t mode) {
+    auto y = x.clamp_min(0);
+    ctx->save_for_backward({y});
+    ctx->saved_data["mode"] = mode;
+    return y;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_out) {
+    const auto y = ctx->get_saved_variables()[0];
+    const auto mode = static_cast<ReluMode>(ctx->saved_data["mode"].toInt());
+    const auto& g = grad_out[0];
+    torch::Tensor grad_in;
+    switch (mode) {
+      case ReluMode::kGuided: grad_in = g.clamp_min(0) * (y > 0).to(g.scalar_type()); break;
+      case ReluMode::kDeconv: grad_in = g.clamp_min(0); break;
+      case ReluMode::kNormal: grad_in = g * (y > 0).to(g.scalar_type()); break;
+    }
+    return {grad_in, torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor relu(const at::Tensor& x, ReluMode mode) {
+  if (mode == ReluMode::kNormal || !x.requires_grad()) return torch::relu(x);
+  return ModalRelu::apply(x, static_cast<int64_t>(mode));
+}
+
+ReluModeGuard::ReluModeGuard(Model& model, ReluMode mode)
+    : model_(model), previous_(model.relu_mode_) {
+  model_.apply_relu_mode(mode);
+  model_.relu_mode_ = mode;
+}
+
+ReluModeGuard::~ReluModeGuard() {
+  model_.apply_relu_mode(previous_);
+  model_.relu_mode_ = previous_;
+}
+
+void Model::check_layer(const std::string& layer) const {
+  std::vector<std::string> names;
+  for (const auto& info : layers()) {
+    if (info.name == layer) return;
+    names.push_back(info.name);
+  }
+  throw usage_error("unknown layer '" + layer + "' for " + name() + "; closest: " +
+                    detail::join(detail::closest_matches(layer, names, 4)) +
+                    " (run `cnnvis layers --model " + name() + "` to list them all)");
+}
+
+std::vector<LayerInfo> describe_layers(Model& model, int64_t height, int64_t width) {
+  auto infos = model.layers();
+  std::vector<std::string> names;
+  for (const auto& info : infos) names.push_back(info.name);
+  torch::InferenceMode guard;
+  auto options = torch::TensorOptions().dtype(torch::kFloat);
+  const auto parameters = model.module().parameters();
+  if (!parameters.empty()) options = parameters.front().options().requires_grad(false);
+  auto result = model.forward(torch::zeros({1, 3, height, width}, options), names);
+  for (auto& info : infos) {
+    auto it = result.taps.find(info.name);
+    if (it != result.taps.end()) info.shape = it->second.sizes().vec();
+  }
+  return infos;
+}
+
+}  // namespace cnnvis

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# End-to-end tests of the cnnvis command line: the happy path and every bad-input case, each of
+# which must print one clear line naming the file or option, exit with 2 (usage) or 1
+# (runtime), and leave no output file behind.
+set -uo pipefail
+CNNVIS="$1"; FIXTURES="$2"
+SRC="$(cd "$FIXTURES/../.." && pwd)"
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+passed=0; failed=0
+
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+ok() { passed=$((passed + 1)); }
+
+# expect CODE PATTERN CMD... : exit code CODE, stderr one line matching PATTERN, no files in
+# $work/out.
+expect() {
+  local code="$1" pattern="$2"; shift 2
+  rm -rf "$work/out"; mkdir -p "$work/out"
+  "$@" > "$work/stdout" 2> "$work/stderr"; local rc=$?
+  local lines; lines=$(wc -l < "$work/stderr")
+  if [ "$rc" != "$code" ]; then fail "exit $rc (want $code): $* :: $(cat "$work/stderr")"; return; fi
+  if [ "$lines" != 1 ]; then fail "stderr has $lines lines: $* :: $(cat "$work/stderr")"; return; fi
+  if ! grep -qE -- "$pattern" "$work/stderr"; then
+    fail "stderr lacks /$pattern/: $(cat "$work/stderr")"; return
+  fi
+  if [ -n "$(ls -A "$work/out")" ]; then fail "left files: $(ls "$work/out")"; return; fi
+  ok
+}
+
+cat_png="$SRC/data/images/chelsea.png"
+base=(explain vanilla --model resnet18 --random-weights 0 --size 64 --out "$work/out")
+
+# ---- happy path ----
+rm -rf "$work/ok"
+if "$CNNVIS" explain vanilla --model resnet18 --random-weights 0 --size 64 --image "$cat_png" \
+    --target 281 --out "$work/ok" --raw > "$work/stdout" 2> "$work/stderr"; then
+  for f in chelsea_vanilla_color.png chelsea_vanilla_gray.png chelsea_vanilla.npy; do
+    [ -s "$work/ok/$f" ] && ok || fail "missing $f"
+  done
+  grep -q "explaining class 281 (tabby)" "$work/stdout" && ok || fail "no target line"
+  [ "$(grep -cE '^    [1-5]\. ' "$work/stdout")" = 5 ] && ok || fail "no top-5: $(cat "$work/stdout")"
+  if command -v /usr/bin/python3 > /dev/null && /usr/bin/python3 -c "import numpy" 2> /dev/null; then
+    shape=$(/usr/bin/python3 -c "import numpy; a=numpy.load('$work/ok/chelsea_vanilla.npy'); print(a.dtype, a.shape)")
+    [ "$shape" = "float32 (1, 3, 64, 64)" ] && ok || fail "npy reads as $shape"
+  fi
+else
+  fail "explain failed: $(cat "$work/stderr")"
+fi
+# The target by name, and the top-1 default.
+"$CNNVIS" "${base[@]/$work\/out/$work/ok}" --image "$cat_png" --target tabby > "$work/stdout" 2>&1 \
+  && grep -q "explaining class 281" "$work/stdout" && ok || fail "--target tabby: $(cat "$work/stdout")"
+"$CNNVIS" explain vanilla --model alexnet --random-weights 1 --resize 80 --crop 64 \
+  --image "$cat_png" --out "$work/ok" > "$work/stdout" 2>&1 && ok || fail "resize/crop: $(cat "$work/stdout")"
+
+"$CNNVIS" list | grep -q "^vanilla " && ok || fail "list lacks vanilla"
+"$CNNVIS" layers --model vgg16 > "$work/stdout" && grep -qE "^features.29 +ReLU +\[1, 512, 14, 14\]" \
+  "$work/stdout" && grep -q "138357544 parameters" "$work/stdout" && ok || fail "layers: $(head -5 "$work/stdout")"
+"$CNNVIS" bench vanilla --model resnet18 --random-weights 0 --size 64 --repeat 2 > "$work/stdout" \
+  && grep -q '"ratio_median"' "$work/stdout" && ok || fail "bench: $(cat "$work/stdout")"
+"$CNNVIS" --help | grep -q "explain" && ok || fail "help"
+
+# ---- bad input ----
+printf 'hello, I am text' > "$work/text.png"
+head -c 3000 "$cat_png" > "$work/truncated.png"
+: > "$work/empty.png"
+expect 2 "missing.png" "$CNNVIS" "${base[@]}" --image "$work/missing.png"
+expect 1 "text.png" "$CNNVIS" "${base[@]}" --image "$work/text.png"
+expect 1 "truncated.png" "$CNNVIS" "${base[@]}" --image "$work/truncated.png"
+expect 1 "empty.png" "$CNNVIS" "${base[@]}" --image "$work/empty.png"
+expect 2 "target class 5000" "$CNNVIS" "${base[@]}" --image "$cat_png" --target 5000
+expect 2 "tabbby.*tabby" "$CNNVIS" "${base[@]}" --image "$cat_png" --target tabbby
+expect 2 "no weights given" "$CNNVIS" explain vanilla --model vgg16 --image "$cat_png" --out "$work/out"
+expect 2 "unknown model 'vgg61'" "$CNNVIS" explain vanilla --model vgg61 --random-weights 0 \
+  --image "$cat_png" --out "$work/out"
+expect 2 "unknown method 'vanila'.*vanilla" "$CNNVIS" explain vanila --model vgg16 --random-weights 0 \
+  --image "$cat_png" --out "$work/out"
+expect 2 "--size" "$CNNVIS" "${base[@]}" --image "$cat_png" --size 0
+expect 2 "--mean" "$CNNVIS" "${base[@]}" --image "$cat_png" --mean 1,2
+expect 2 "--threads" "$CNNVIS" --threads 0 list
+expect 2 "--bogus" "$CNNVIS" "${base[@]}" --image "$cat_png" --bogus
+
+# Weight files: another architecture, truncated, corrupt, a forbidden global.
+W="$FIXTURES/weights"
+if [ -d "$W" ]; then
+  expect 1 "tiny_zip.pth.*(missing|unexpected)" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$W/tiny_zip.pth"
+  head -c 700 "$W/tiny_zip.pth" > "$work/trunc.pth"
+  expect 1 "trunc.pth" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$work/trunc.pth"
+  head -c 300 /dev/urandom > "$work/corrupt.pth"
+  expect 1 "corrupt.pth" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$work/corrupt.pth"
+  expect 1 "forbidden_global.pth.*system" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$W/forbidden_global.pth"
+  expect 1 "nothere.pth" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$work/nothere.pth"
+else
+  fail "no weight fixtures in $W"
+fi
+[ -z "$(find "$work" -name '*.tmp-*')" ] && ok || fail "temporary files left behind"
+
+echo "cli: $passed passed, $failed failed"
+[ "$failed" = 0 ]

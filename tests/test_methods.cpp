@@ -1,0 +1,151 @@
+// Methods: vanilla backprop against finite differences on a tiny hand-written model and against
+// PyTorch-autograd reference gradients of torchvision models; the registry.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "cnnvis/error.hpp"
+#include "cnnvis/image.hpp"
+#include "cnnvis/io/npy.hpp"
+#include "cnnvis/method.hpp"
+#include "cnnvis/methods/vanilla.hpp"
+#include "cnnvis/models/zoo.hpp"
+
+namespace cnnvis {
+namespace {
+
+// A user model written against the Model interface: conv 3->4 (3x3), ReLU, global average
+// pool, linear 4->3. Also shows that methods need nothing beyond the contract.
+class TinyNet : public Model {
+ public:
+  TinyNet() {
+    torch::manual_seed(11);
+    net_.register_module("conv", conv_);
+    net_.register_module("fc", fc_);
+    net_.to(torch::kDouble);
+    for (auto& p : net_.parameters()) p.set_requires_grad(false);
+  }
+  std::string name() const override { return "tiny"; }
+  int64_t num_classes() const override { return 3; }
+  std::vector<LayerInfo> layers() const override {
+    return {{"conv", "Conv2d", 112, true, {}},
+            {"relu", "ReLU", 0, true, {}},
+            {"pool", "AdaptiveAvgPool2d", 0, true, {}},
+            {"fc", "Linear", 15, true, {}}};
+  }
+  ForwardResult forward(const at::Tensor& x, const std::vector<std::string>& taps) override {
+    for (const auto& t : taps) check_layer(t);
+    ForwardResult r;
+    std::vector<torch::Tensor> acts;
+    run(x, 0, &acts);
+    const std::vector<std::string> names = {"conv", "relu", "pool", "fc"};
+    for (const auto& t : taps) {
+      r.taps[t] = acts[std::find(names.begin(), names.end(), t) - names.begin()];
+    }
+    r.output = acts.back();
+    return r;
+  }
+  at::Tensor forward_from(const std::string& layer, const at::Tensor& a) override {
+    check_layer(layer);
+    const std::vector<std::string> names = {"conv", "relu", "pool", "fc"};
+    std::vector<torch::Tensor> acts;
+    return run(a, (std::find(names.begin(), names.end(), layer) - names.begin()) + 1, &acts);
+  }
+  torch::nn::Module& module() override { return net_; }
+  std::string default_cam_layer() const override { return "relu"; }
+
+ protected:
+  void apply_relu_mode(ReluMode mode) override { mode_ = mode; }
+
+ private:
+  torch::Tensor run(torch::Tensor x, size_t first, std::vector<torch::Tensor>* acts) {
+    if (first <= 0) acts->push_back(x = conv_(x));
+    if (first <= 1) acts->push_back(x = cnnvis::relu(x, mode_));
+    if (first <= 2) acts->push_back(x = x.mean({2, 3}));
+    if (first <= 3) acts->push_back(x = fc_(x));
+    return x;
+  }
+  torch::nn::Module net_;
+  torch::nn::Conv2d conv_{torch::nn::Conv2dOptions(3, 4, 3)};
+  torch::nn::Linear fc_{4, 3};
+  ReluMode mode_ = ReluMode::kNormal;
+};
+
+TEST(Vanilla, EqualsCentralFiniteDifferencesOnATinyModel) {
+  TinyNet model;
+  const auto x = torch::randn({1, 3, 6, 5}, torch::kDouble);
+  const auto g = VanillaGradient().attribute(model, x, Target::class_logit(1));
+  ASSERT_EQ(g.sizes().vec(), x.sizes().vec());
+  torch::NoGradGuard no_grad;
+  const double h = 1e-6;
+  auto flat = x.flatten();
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    auto plus = x.clone(), minus = x.clone();
+    plus.view(-1)[i] += h;
+    minus.view(-1)[i] -= h;
+    const double fd = (model.forward(plus).output[0][1].item<double>() -
+                       model.forward(minus).output[0][1].item<double>()) / (2 * h);
+    EXPECT_NEAR(g.view(-1)[i].item<double>(), fd, 1e-7) << "element " << i;
+  }
+}
+
+TEST(Vanilla, BatchGivesEachImageItsOwnGradient) {
+  TinyNet model;
+  const auto x = torch::randn({3, 3, 6, 6}, torch::kDouble);
+  const auto g = input_gradient(model, x, Target::class_logits({0, 2, 1}));
+  for (int64_t i = 0; i < 3; ++i) {
+    const auto single = input_gradient(model, x.slice(0, i, i + 1),
+                                       Target::class_logit(std::vector<int64_t>{0, 2, 1}[i]));
+    EXPECT_TRUE(torch::allclose(g.slice(0, i, i + 1), single, 1e-12, 1e-12)) << i;
+  }
+}
+
+TEST(Vanilla, MatchesPyTorchAutogradOnTorchvisionModels) {
+  for (const std::string arch : {"vgg11_bn", "resnet18"}) {
+    auto model = make_model(arch);
+    randomize_weights(*model, 1234);
+    model->module().to(torch::kDouble);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+    const auto x = (torch::rand({1, 3, 64, 64}, gen) * 4 - 2).to(torch::kDouble);
+    const auto g = make_method("vanilla")->attribute(*model, x, Target::class_logit(3));
+    const auto ref = load_npy(std::string(CNNVIS_FIXTURES) + "/vanilla/" + arch +
+                              "_grad_target3.npy").to(torch::kDouble);
+    ASSERT_EQ(g.sizes().vec(), ref.sizes().vec());
+    // load_npy gives float32: compare within float32 rounding of the map's maximum.
+    const double tol = 1e-6 * ref.abs().max().item<double>();
+    EXPECT_LT((g - ref).abs().max().item<double>(), tol) << arch;
+    for (const auto& p : model->module().parameters()) EXPECT_FALSE(p.grad().defined());
+  }
+}
+
+TEST(Registry, FindsMethodsAndNamesTheClosestForTypos) {
+  ASSERT_FALSE(methods().empty());
+  EXPECT_EQ(find_method("vanilla").name, "vanilla");
+  try {
+    find_method("vanila");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("vanilla"), std::string::npos);
+  }
+  EXPECT_THROW(make_method("vanilla", {{"steps", "3"}}), Error);
+}
+
+// Every registered method runs on a tiny model, returns a finite result and renders every view.
+TEST(Registry, EveryMethodRunsAndRendersOnATinyModel) {
+  TinyNet model;
+  const auto x = torch::randn({1, 3, 8, 8}, torch::kDouble);
+  const auto image = torch::rand({3, 8, 8});
+  for (const auto& info : methods()) {
+    auto raw = info.make({})->attribute(model, x, Target::class_logit(0));
+    EXPECT_TRUE(torch::isfinite(raw).all().item<bool>()) << info.name;
+    EXPECT_EQ(model.relu_mode(), ReluMode::kNormal) << info.name;
+    for (const auto& view : info.views) {
+      const auto pic = view.render(raw[0].to(torch::kFloat), image);
+      EXPECT_GE(pic.min().item<double>(), 0.0) << info.name << " " << view.name;
+      EXPECT_LE(pic.max().item<double>(), 1.0) << info.name << " " << view.name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cnnvis

@@ -1,0 +1,118 @@
+// cnnvis bench METHOD: time one plain forward pass and the method on the same input, in one
+// process after a warm-up, and print JSON with the ratio (the docs report every method as a
+// multiple of the forward pass).
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cnnvis/error.hpp"
+#include "cnnvis/image.hpp"
+#include "cnnvis/method.hpp"
+#include "common.hpp"
+
+namespace cnnvis::cli {
+namespace {
+
+struct BenchOptions {
+  std::string method;
+  ModelOptions model;
+  InputOptions input;
+  std::string image;
+  int64_t batch = 1;
+  int64_t repeat = 5;
+  int64_t target = 0;
+};
+
+nlohmann::json stats(std::vector<double> ms) {
+  std::sort(ms.begin(), ms.end());
+  const size_t n = ms.size();
+  const double median = n % 2 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
+  return {{"median_ms", median}, {"min_ms", ms.front()}};
+}
+
+template <typename F>
+std::vector<double> time_it(F&& f, int64_t repeat) {
+  f();  // warm-up
+  std::vector<double> ms;
+  for (int64_t i = 0; i < repeat; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                           start).count());
+  }
+  return ms;
+}
+
+void run_bench(const BenchOptions& o) {
+  if (o.batch < 1) throw usage_error("--batch: expected >= 1");
+  if (o.repeat < 1) throw usage_error("--repeat: expected >= 1");
+  const MethodInfo& info = find_method(o.method);
+  auto method = info.make({});
+  const Preprocess pre = to_preprocess(o.input);
+  auto model = load_model(o.model);
+  const torch::Device device(device_string(o.model));
+  torch::Tensor x;
+  if (!o.image.empty()) {
+    x = load_input(o.image, pre);
+  } else {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
+    const int64_t side = pre.resize > 0 ? pre.crop : pre.size;
+    x = normalize(torch::rand({1, 3, side, side}, gen), pre);
+  }
+  x = x.expand({o.batch, -1, -1, -1}).contiguous().to(device);
+  if (o.target < 0 || o.target >= model->num_classes()) {
+    throw usage_error("--target: expected 0.." + std::to_string(model->num_classes() - 1));
+  }
+  const auto target = Target::class_logit(o.target);
+  const auto forward_ms = time_it(
+      [&] {
+        torch::InferenceMode guard;
+        model->forward(x).output.sum().item<double>();  // .item() waits for the device
+      },
+      o.repeat);
+  const auto method_ms = time_it(
+      [&] { method->attribute(*model, x, target).sum().item<double>(); }, o.repeat);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto fwd = stats(forward_ms);
+  auto met = stats(method_ms);
+  nlohmann::json out = {
+      {"method", info.name},
+      {"model", model->name()},
+      {"device", device.str()},
+      {"batch", o.batch},
+      {"input", x.sizes().vec()},
+      {"threads", at::get_num_threads()},
+      {"repeat", o.repeat},
+      {"forward", fwd},
+      {"method_time", met},
+      {"ratio_median", met["median_ms"].get<double>() / fwd["median_ms"].get<double>()},
+      {"ratio_min", met["min_ms"].get<double>() / fwd["min_ms"].get<double>()},
+      {"peak_rss_mb", static_cast<double>(usage.ru_maxrss) / 1024.0},
+  };
+  std::cout << out.dump(2) << "\n";
+}
+
+}  // namespace
+
+void setup_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* sub = app.add_subcommand(
+      "bench",
+      "time a method against one plain forward pass of the same model and input (JSON)\n"
+      "  e.g. cnnvis bench vanilla --model resnet50 --random-weights 0 --batch 8 --repeat 10");
+  sub->add_option("method", o->method, "method name (see `cnnvis list`)")->required();
+  add_model_options(*sub, o->model);
+  sub->add_option("--image,-i", o->image, "input image (default: seeded random input)");
+  sub->add_option("--batch", o->batch, "images per batch")->capture_default_str();
+  sub->add_option("--repeat", o->repeat, "timed runs after one warm-up")->capture_default_str();
+  sub->add_option("--target", o->target, "class index")->capture_default_str();
+  add_input_options(*sub, o->input);
+  sub->callback([o] { run_bench(*o); });
+}
+
+}  // namespace cnnvis::cli

@@ -1,0 +1,48 @@
+// cnnvis layers: every addressable layer of a model with its type, output shape and size.
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "cnnvis/models/zoo.hpp"
+#include "common.hpp"
+
+namespace cnnvis::cli {
+
+void setup_layers(CLI::App& app) {
+  struct Options {
+    std::string arch;
+    int64_t size = 224;
+  };
+  auto o = std::make_shared<Options>();
+  auto* sub = app.add_subcommand(
+      "layers",
+      "print every addressable layer: name (for --layer), type, output shape, parameters\n"
+      "  e.g. cnnvis layers --model vgg16 --size 224");
+  sub->add_option("--model,-m", o->arch, "architecture")->required();
+  sub->add_option("--size", o->size, "input size for the output shapes")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->callback([o] {
+    auto model = make_model(o->arch);  // shapes and sizes need no trained weights
+    const auto infos = describe_layers(*model, o->size, o->size);
+    std::cout << std::left << std::setw(26) << "layer" << std::setw(20) << "type"
+              << std::setw(22) << "output" << std::right << std::setw(12) << "parameters"
+              << "  notes\n";
+    int64_t total = 0;
+    for (const auto& info : infos) {
+      std::ostringstream shape;
+      shape << "[";
+      for (size_t i = 0; i < info.shape.size(); ++i) shape << (i ? ", " : "") << info.shape[i];
+      shape << "]";
+      std::string notes = info.resumable ? "" : "inside a block";
+      if (info.name == model->default_cam_layer()) notes += "default CAM layer";
+      std::cout << std::left << std::setw(26) << info.name << std::setw(20) << info.type
+                << std::setw(22) << shape.str() << std::right << std::setw(12) << info.parameters
+                << "  " << notes << "\n";
+      if (info.name.find('.') == std::string::npos) total += info.parameters;  // top level
+    }
+    std::cout << model->name() << ": " << infos.size() << " layers, " << total
+              << " parameters, input [1, 3, " << o->size << ", " << o->size << "]\n";
+  });
+}
+
+}  // namespace cnnvis::cli

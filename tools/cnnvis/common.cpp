@@ -1,0 +1,107 @@
+#include "common.hpp"
+
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "cnnvis/error.hpp"
+#include "cnnvis/models/zoo.hpp"
+
+namespace cnnvis::cli {
+namespace {
+
+std::array<double, 3> parse_triple(const std::string& text, const std::string& option) {
+  std::array<double, 3> values{};
+  std::stringstream in(text);
+  std::string item;
+  size_t n = 0;
+  try {
+    while (std::getline(in, item, ',')) {
+      if (n == 3) throw std::invalid_argument("too many");
+      size_t used = 0;
+      values[n++] = std::stod(item, &used);
+      if (used != item.size()) throw std::invalid_argument("junk");
+    }
+  } catch (const std::exception&) {
+    n = 0;
+  }
+  if (n != 3) {
+    throw usage_error(option + ": expected three comma-separated numbers (R,G,B), got '" + text +
+                      "'");
+  }
+  return values;
+}
+
+}  // namespace
+
+void add_model_options(CLI::App& app, ModelOptions& o) {
+  app.add_option("--model,-m", o.arch, "architecture: alexnet, vgg11..vgg19[_bn], resnet18..152")
+      ->required();
+  app.add_option("--weights,-w", o.weights,
+                 "weight file: PyTorch .pth (zip or legacy) or .safetensors, e.g. torchvision's "
+                 "vgg16-397923af.pth");
+  app.add_option("--random-weights", o.random_seed,
+                 "use deterministic random weights from SEED instead of a weight file (tests, "
+                 "demos)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--device", o.device, "cpu or cuda[:N]")->capture_default_str();
+}
+
+std::string device_string(const ModelOptions& o) {
+  if (o.device == "cpu") return o.device;
+  if (o.device.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      throw usage_error("--device " + o.device +
+                        ": this LibTorch build sees no CUDA GPU; use --device cpu");
+    }
+    return o.device;
+  }
+  throw usage_error("--device: expected cpu or cuda[:N], got '" + o.device + "'");
+}
+
+std::unique_ptr<Model> load_model(const ModelOptions& o) {
+  const auto device = device_string(o);
+  auto model = make_model(o.arch);
+  if (!o.weights.empty() && o.random_seed >= 0) {
+    throw usage_error("--weights and --random-weights exclude each other; give one");
+  }
+  if (!o.weights.empty()) {
+    load_weights(*model, o.weights);
+  } else if (o.random_seed >= 0) {
+    randomize_weights(*model, static_cast<uint64_t>(o.random_seed));
+  } else {
+    throw usage_error("--model " + o.arch +
+                      ": no weights given; pass --weights FILE (torchvision's .pth, see the "
+                      "README) or --random-weights SEED for a deterministic random model");
+  }
+  model->module().to(torch::Device(device));
+  return model;
+}
+
+void add_input_options(CLI::App& app, InputOptions& o) {
+  app.add_option("--size", o.size, "resize the image to SIZE x SIZE (antialiased bilinear)")
+      ->capture_default_str();
+  app.add_option("--resize", o.resize,
+                 "instead of --size: resize the shorter side to RESIZE, then --crop");
+  app.add_option("--crop", o.crop, "center crop CROP x CROP after --resize");
+  app.add_option("--mean", o.mean, "normalization mean R,G,B (default ImageNet's)");
+  app.add_option("--std", o.std, "normalization std R,G,B (default ImageNet's)");
+}
+
+Preprocess to_preprocess(const InputOptions& o) {
+  Preprocess p;
+  p.size = o.size;
+  p.resize = o.resize;
+  p.crop = o.crop;
+  if (o.size <= 0) throw usage_error("--size: expected a positive number of pixels");
+  if (o.resize > 0 && o.crop <= 0) throw usage_error("--resize needs --crop (e.g. 224)");
+  if (o.resize <= 0 && o.crop > 0) throw usage_error("--crop needs --resize (e.g. 256)");
+  if (!o.mean.empty()) p.mean = parse_triple(o.mean, "--mean");
+  if (!o.std.empty()) p.std = parse_triple(o.std, "--std");
+  for (double s : p.std) {
+    if (s <= 0) throw usage_error("--std: every value must be > 0");
+  }
+  return p;
+}
+
+}  // namespace cnnvis::cli

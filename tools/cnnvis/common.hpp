@@ -1,0 +1,47 @@
+#pragma once
+// Options and helpers shared by the subcommands. Each subcommand is an options struct, a setup
+// function that binds its flags, and a run function (CLI11's subcom_in_files pattern).
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cnnvis/image.hpp"
+#include "cnnvis/model.hpp"
+
+namespace cnnvis::cli {
+
+struct ModelOptions {
+  std::string arch;
+  std::string weights;
+  int64_t random_seed = -1;  // --random-weights SEED; -1 = not given
+  std::string device = "cpu";
+};
+// Binds --model, --weights, --random-weights, --device.
+void add_model_options(CLI::App& app, ModelOptions& options);
+// Builds the model and loads its weights; refuses a model with neither --weights nor
+// --random-weights (no silent random models).
+std::unique_ptr<Model> load_model(const ModelOptions& options);
+
+struct InputOptions {
+  int64_t size = 224;
+  int64_t resize = 0;
+  int64_t crop = 0;
+  std::string mean;  // "0.485,0.456,0.406"
+  std::string std;
+};
+// Binds --size, --resize, --crop, --mean, --std.
+void add_input_options(CLI::App& app, InputOptions& options);
+Preprocess to_preprocess(const InputOptions& options);
+
+// The device named by ModelOptions (throws a usage error for cuda without a GPU).
+std::string device_string(const ModelOptions& options);
+
+// Subcommands: each adds itself to the app.
+void setup_explain(CLI::App& app);
+void setup_list(CLI::App& app);
+void setup_layers(CLI::App& app);
+void setup_bench(CLI::App& app);
+
+}  // namespace cnnvis::cli

@@ -71,6 +71,20 @@ void Model::check_layer(const std::string& layer) const {
                     " (run `cnnvis layers --model " + name() + "` to list them all)");
 }
 
+ForwardResult Model::forward(const at::Tensor& x, const std::vector<std::string>& taps) {
+  if (x.dim() != 4 || x.size(1) != 3) {
+    throw usage_error(name() + " expects an input of shape [N, 3, H, W], got " +
+                      c10::str(x.sizes()));
+  }
+  for (const auto& t : taps) check_layer(t);
+  return forward_impl(x, taps);
+}
+
+at::Tensor Model::forward_from(const std::string& layer, const at::Tensor& activation) {
+  check_layer(layer);
+  return forward_from_impl(layer, activation);
+}
+
 std::vector<LayerInfo> describe_layers(Model& model, int64_t height, int64_t width) {
   auto infos = model.layers();
   std::vector<std::string> names;

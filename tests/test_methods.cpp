@@ -32,8 +32,11 @@ class TinyNet : public Model {
             {"pool", "AdaptiveAvgPool2d", 0, true, {}},
             {"fc", "Linear", 15, true, {}}};
   }
-  ForwardResult forward(const at::Tensor& x, const std::vector<std::string>& taps) override {
-    for (const auto& t : taps) check_layer(t);
+  torch::nn::Module& module() override { return net_; }
+  std::string default_cam_layer() const override { return "relu"; }
+
+ protected:
+  ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) override {
     ForwardResult r;
     std::vector<torch::Tensor> acts;
     run(x, 0, &acts);
@@ -44,16 +47,11 @@ class TinyNet : public Model {
     r.output = acts.back();
     return r;
   }
-  at::Tensor forward_from(const std::string& layer, const at::Tensor& a) override {
-    check_layer(layer);
+  at::Tensor forward_from_impl(const std::string& layer, const at::Tensor& a) override {
     const std::vector<std::string> names = {"conv", "relu", "pool", "fc"};
     std::vector<torch::Tensor> acts;
     return run(a, (std::find(names.begin(), names.end(), layer) - names.begin()) + 1, &acts);
   }
-  torch::nn::Module& module() override { return net_; }
-  std::string default_cam_layer() const override { return "relu"; }
-
- protected:
   void apply_relu_mode(ReluMode mode) override { mode_ = mode; }
 
  private:

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -185,6 +186,29 @@ TEST(Relu, GuardRestoresTheModeAlsoWhenSomethingThrows) {
   }
   EXPECT_EQ(model->relu_mode(), ReluMode::kNormal);
   EXPECT_TRUE(gradient().equal(before));  // every ReLU is back to normal
+}
+
+// Driven by tests/zoo_files_test.sh (ctest -R zoo_files), which writes the files.
+TEST(ZooFiles, AllThreeFormatsGiveTorchvisionsLogits) {
+  const char* dir = std::getenv("CNNVIS_ZOO_FILES_DIR");
+  const char* arch = std::getenv("CNNVIS_ZOO_MODEL");
+  if (!dir || !arch) GTEST_SKIP() << "run through `ctest -R zoo_files`, which writes the files";
+  const auto& ref = zoo_fixture()["models"][arch];
+  const double scale = ref["logits_abs_sum"].get<double>() / 1000.0;
+  for (const std::string file : {".zip.pth", ".legacy.pth", ".safetensors"}) {
+    auto model = make_model(arch);
+    load_weights(*model, std::string(dir) + "/" + arch + file);
+    model->module().to(torch::kDouble);
+    torch::InferenceMode guard;
+    const auto logits = model->forward(fixture_input(zoo_fixture()["size"].get<int64_t>()))
+                            .output[0];
+    const auto head = ref["logits_head"].get<std::vector<double>>();
+    for (size_t i = 0; i < head.size(); ++i) {
+      EXPECT_NEAR(logits[i].item<double>(), head[i], 1e-9 * scale) << file << " logit " << i;
+    }
+    EXPECT_NEAR(logits.abs().sum().item<double>(), ref["logits_abs_sum"].get<double>(),
+                1e-7 * scale) << file;
+  }
 }
 
 }  // namespace

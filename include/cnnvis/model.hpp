@@ -56,11 +56,10 @@ class Model {
   virtual std::vector<LayerInfo> layers() const = 0;
   // Runs the network on x [N, 3, H, W]; returns the output and the activation of each layer
   // named in `taps`. An unknown name throws cnnvis::Error listing the closest valid names.
-  virtual ForwardResult forward(const at::Tensor& x, const std::vector<std::string>& taps) = 0;
-  ForwardResult forward(const at::Tensor& x) { return forward(x, {}); }
+  ForwardResult forward(const at::Tensor& x, const std::vector<std::string>& taps = {});
   // Runs only the layers after `layer`, starting from its activation (as returned in taps).
   // `layer` must be resumable (see layers()), else cnnvis::Error.
-  virtual at::Tensor forward_from(const std::string& layer, const at::Tensor& activation) = 0;
+  at::Tensor forward_from(const std::string& layer, const at::Tensor& activation);
   // The underlying torch module: parameters and buffers under torchvision's names.
   virtual torch::nn::Module& module() = 0;
   // The layer Grad-CAM-style methods use by default (the last convolutional block's output).
@@ -73,6 +72,11 @@ class Model {
   void check_layer(const std::string& layer) const;
 
  protected:
+  // What subclasses implement; forward() and forward_from() have checked the layer names.
+  // forward_impl must put every name of `taps` into ForwardResult::taps.
+  virtual ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) = 0;
+  // Must throw cnnvis::Error (usage_error) for a layer that is not resumable.
+  virtual at::Tensor forward_from_impl(const std::string& layer, const at::Tensor& activation) = 0;
   // Subclasses switch every ReLU they own; only ReluModeGuard calls this.
   virtual void apply_relu_mode(ReluMode mode) = 0;
 

@@ -247,7 +247,8 @@ PickleValue Unpickler::call(const PickleValue& callable, const PickleValue& args
     if (a.empty() || a[0].kind != Kind::kTensor) fail("bad parameter arguments");
     return a[0];
   }
-  if (name.size() > 3 && name.compare(name.size() - 3, 3, "set") == 0) {  // set / frozenset: a list suffices here
+  // set / frozenset: a list suffices here.
+  if (name.size() > 3 && name.compare(name.size() - 3, 3, "set") == 0) {
     PickleValue l = make(Kind::kList);
     if (!a.empty() && (a[0].kind == Kind::kList || a[0].kind == Kind::kTuple)) *l.list = *a[0].list;
     return l;

@@ -419,12 +419,13 @@ void assign_state_dict(torch::nn::Module& module, const StateDict& state,
     std::string msg = source + ": does not fit this model:";
     std::string sep = " ";
     if (!missing.empty()) {
-      msg += sep + count_of(missing.size(), "missing key", "missing keys") + " (" + list_keys(missing) + ")";
+      msg += sep + count_of(missing.size(), "missing key", "missing keys") + " (" +
+             list_keys(missing) + ")";
       sep = " and ";
     }
     if (!unexpected.empty()) {
-      msg += sep + count_of(unexpected.size(), "unexpected key", "unexpected keys") + " (" + list_keys(unexpected) +
-             ")";
+      msg += sep + count_of(unexpected.size(), "unexpected key", "unexpected keys") + " (" +
+             list_keys(unexpected) + ")";
       sep = " and ";
     }
     if (!mismatched.empty()) {

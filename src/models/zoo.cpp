@@ -75,13 +75,14 @@ class BlockImpl : public nn::Module {
       bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
       conv3_ = register_module("conv3", conv(planes, out, 1, 1, 0, false));
       bn3_ = register_module("bn3", nn::BatchNorm2d(out));
-    } else {
+      relu_ = register_module("relu", Relu());
+    } else {  // torchvision registers BasicBlock's relu before conv2
       conv1_ = register_module("conv1", conv(inplanes, planes, 3, stride, 1, false));
       bn1_ = register_module("bn1", nn::BatchNorm2d(planes));
+      relu_ = register_module("relu", Relu());
       conv2_ = register_module("conv2", conv(planes, planes, 3, 1, 1, false));
       bn2_ = register_module("bn2", nn::BatchNorm2d(planes));
     }
-    relu_ = register_module("relu", Relu());
     if (stride != 1 || inplanes != out) {
       downsample_ = register_module(
           "downsample", nn::Sequential(conv(inplanes, out, 1, stride, 0, false),
@@ -157,12 +158,7 @@ class ZooModel : public Model {
   nn::Module& module() override { return *net_; }
   std::string default_cam_layer() const override { return cam_layer_; }
 
-  ForwardResult forward(const Tensor& x, const std::vector<std::string>& taps) override {
-    TORCH_CHECK(x.dim() == 4 && x.size(1) == 3, "cnnvis: ", arch_,
-                " expects input [N, 3, H, W], got ", x.sizes());
-    for (const auto& t : taps) {
-      if (!layer_index_.count(t)) check_layer(t);
-    }
+  ForwardResult forward_impl(const Tensor& x, const std::vector<std::string>& taps) override {
     ForwardResult result;
     const std::set<std::string> wanted(taps.begin(), taps.end());
     const Recorder rec{&wanted, &result.taps};
@@ -170,10 +166,9 @@ class ZooModel : public Model {
     return result;
   }
 
-  Tensor forward_from(const std::string& layer, const Tensor& activation) override {
+  Tensor forward_from_impl(const std::string& layer, const Tensor& activation) override {
     auto it = resume_.find(layer);
     if (it == resume_.end()) {
-      check_layer(layer);  // throws for unknown names
       std::vector<std::string> resumable;
       for (const auto& info : layers_) {
         if (info.resumable) resumable.push_back(info.name);
@@ -235,7 +230,6 @@ class ZooModel : public Model {
   }
 
   void add_layer(LayerInfo info) {
-    layer_index_[info.name] = layers_.size();
     layers_.push_back(std::move(info));
   }
 
@@ -274,7 +268,6 @@ class ZooModel : public Model {
   std::shared_ptr<nn::Module> net_;
   std::vector<Stage> stages_;
   std::vector<LayerInfo> layers_;
-  std::map<std::string, size_t> layer_index_;
   std::map<std::string, size_t> resume_;
   std::vector<ReluImpl*> relus_;
   std::string cam_layer_;

@@ -127,8 +127,8 @@ def main():
     wrong = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5), torch.nn.BatchNorm2d(4),
                                 torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16, 3))
     torch.save(wrong.state_dict(), path("wrong_shape.pth"))
-    other = OrderedDict([("conv1.weight", torch.zeros(2, 3, 1, 1)), ("fc.weight", torch.zeros(2, 2)),
-                         ("fc.bias", torch.zeros(2))])
+    other = OrderedDict([("conv1.weight", torch.zeros(2, 3, 1, 1)),
+                         ("fc.weight", torch.zeros(2, 2)), ("fc.bias", torch.zeros(2))])
     torch.save(other, path("other_arch.pth"))
 
     # Bad inputs.

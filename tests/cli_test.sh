@@ -67,7 +67,7 @@ expect 2 "missing.png" "$CNNVIS" "${base[@]}" --image "$work/missing.png"
 expect 1 "text.png" "$CNNVIS" "${base[@]}" --image "$work/text.png"
 expect 1 "truncated.png" "$CNNVIS" "${base[@]}" --image "$work/truncated.png"
 expect 1 "empty.png" "$CNNVIS" "${base[@]}" --image "$work/empty.png"
-expect 2 "target class 5000" "$CNNVIS" "${base[@]}" --image "$cat_png" --target 5000
+expect 2 "5000.*0\.\.999" "$CNNVIS" "${base[@]}" --image "$cat_png" --target 5000
 expect 2 "tabbby.*tabby" "$CNNVIS" "${base[@]}" --image "$cat_png" --target tabbby
 expect 2 "no weights given" "$CNNVIS" explain vanilla --model vgg16 --image "$cat_png" --out "$work/out"
 expect 2 "unknown model 'vgg61'" "$CNNVIS" explain vanilla --model vgg61 --random-weights 0 \
@@ -81,14 +81,15 @@ expect 2 "--bogus" "$CNNVIS" "${base[@]}" --image "$cat_png" --bogus
 
 # Weight files: another architecture, truncated, corrupt, a forbidden global.
 W="$FIXTURES/weights"
+wbase=(explain vanilla --model resnet18 --size 64 --out "$work/out" --image "$cat_png")
 if [ -d "$W" ]; then
-  expect 1 "tiny_zip.pth.*(missing|unexpected)" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$W/tiny_zip.pth"
+  expect 1 "tiny_zip.pth.*(missing|unexpected)" "$CNNVIS" "${wbase[@]}" --weights "$W/tiny_zip.pth"
   head -c 700 "$W/tiny_zip.pth" > "$work/trunc.pth"
-  expect 1 "trunc.pth" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$work/trunc.pth"
+  expect 1 "trunc.pth" "$CNNVIS" "${wbase[@]}" --weights "$work/trunc.pth"
   head -c 300 /dev/urandom > "$work/corrupt.pth"
-  expect 1 "corrupt.pth" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$work/corrupt.pth"
-  expect 1 "forbidden_global.pth.*system" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$W/forbidden_global.pth"
-  expect 1 "nothere.pth" "$CNNVIS" "${base[@]}" --image "$cat_png" --weights "$work/nothere.pth"
+  expect 1 "corrupt.pth" "$CNNVIS" "${wbase[@]}" --weights "$work/corrupt.pth"
+  expect 1 "forbidden_global.pth.*system" "$CNNVIS" "${wbase[@]}" --weights "$W/forbidden_global.pth"
+  expect 2 "nothere.pth" "$CNNVIS" "${wbase[@]}" --weights "$work/nothere.pth"
 else
   fail "no weight fixtures in $W"
 fi

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <sstream>
 
 #include "cnnvis/error.hpp"
@@ -66,6 +67,9 @@ std::unique_ptr<Model> load_model(const ModelOptions& o) {
     throw usage_error("--weights and --random-weights exclude each other; give one");
   }
   if (!o.weights.empty()) {
+    if (!std::filesystem::exists(o.weights)) {
+      throw usage_error("--weights " + o.weights + ": no such file");
+    }
     load_weights(*model, o.weights);
   } else if (o.random_seed >= 0) {
     randomize_weights(*model, static_cast<uint64_t>(o.random_seed));

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "cnnvis/error.hpp"
+#include "detail/strings.hpp"
 
 namespace cnnvis {
 namespace {
@@ -13,21 +14,6 @@ std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
 }
 
 std::string range_text(int64_t num_classes) {
@@ -86,7 +72,7 @@ int64_t resolve_class(const std::string& target, int64_t num_classes) {
   }
   std::vector<std::pair<size_t, int64_t>> ranked;
   for (size_t i = 0; i < names.size(); ++i) {
-    ranked.emplace_back(edit_distance(wanted, lower(names[i])), static_cast<int64_t>(i));
+    ranked.emplace_back(detail::edit_distance(wanted, lower(names[i])), static_cast<int64_t>(i));
   }
   std::partial_sort(ranked.begin(), ranked.begin() + 3, ranked.end());
   std::string hint;

@@ -106,9 +106,9 @@ TEST(Model, ForwardFromEveryResumableLayerGivesTheSameOutput) {
   for (const std::string arch : {"alexnet", "vgg11_bn", "resnet18", "resnet50"}) {
     auto model = make_model(arch);
     randomize_weights(*model, 3);
-    model->module().to(torch::kDouble);
     torch::NoGradGuard no_grad;
-    const auto x = torch::randn({1, 3, 64, 64}, torch::kDouble);
+    const int64_t size = arch == "alexnet" ? 64 : 32;  // AlexNet's pools need >= 63 pixels
+    const auto x = torch::randn({1, 3, size, size});
     std::vector<std::string> resumable;
     for (const auto& info : model->layers()) {
       if (info.resumable) resumable.push_back(info.name);
@@ -117,7 +117,7 @@ TEST(Model, ForwardFromEveryResumableLayerGivesTheSameOutput) {
     auto r = model->forward(x, resumable);
     for (const auto& name : resumable) {
       auto y = model->forward_from(name, r.taps.at(name));
-      EXPECT_TRUE(torch::allclose(y, r.output, 1e-10, 1e-10)) << arch << " " << name;
+      EXPECT_TRUE(torch::allclose(y, r.output, 1e-5, 1e-5)) << arch << " " << name;
     }
   }
 }

@@ -430,19 +430,20 @@ void randomize_weights(Model& model, uint64_t seed) {
   };
   for (auto& [key, t] : tensors) {
     if (ends_with(key, "num_batches_tracked")) continue;
+    // In-place arithmetic: the same float operations as the Python mirror's out-of-place ones
+    // (bit-identical results) without VGG-sized temporaries.
     auto r = torch::rand(t.sizes(), gen, torch::kFloat);
-    Tensor value;
     if (ends_with(key, "running_var")) {
-      value = r + 0.5;
+      r.add_(0.5);
     } else if (ends_with(key, "weight") && t.dim() >= 2) {
       const double fan_in = static_cast<double>(t.numel() / t.size(0));
-      value = (r * 2 - 1) * std::sqrt(6.0 / fan_in);
+      r.mul_(2).sub_(1).mul_(std::sqrt(6.0 / fan_in));
     } else if (ends_with(key, "weight")) {
-      value = (r * 2 - 1) * 0.1 + 1;
+      r.mul_(2).sub_(1).mul_(0.1).add_(1);
     } else {
-      value = (r * 2 - 1) * 0.1;
+      r.mul_(2).sub_(1).mul_(0.1);
     }
-    t.copy_(value);
+    t.copy_(r);
   }
 }
 

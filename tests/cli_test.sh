@@ -76,6 +76,9 @@ expect 2 "unknown method 'vanila'.*vanilla" "$CNNVIS" explain vanila --model vgg
   --image "$cat_png" --out "$work/out"
 expect 2 "--size" "$CNNVIS" "${base[@]}" --image "$cat_png" --size 0
 expect 2 "--mean" "$CNNVIS" "${base[@]}" --image "$cat_png" --mean 1,2
+expect 2 "unknown layer 'features.99'.*features.9" "$CNNVIS" layers --model vgg16 --layer features.99
+"$CNNVIS" layers --model resnet50 --layer layer4 > "$work/stdout" && grep -qE "^layer4 +Sequential +\[1, 2048, 7, 7\]" \
+  "$work/stdout" && ok || fail "layers --layer: $(cat "$work/stdout")"
 expect 2 "--threads" "$CNNVIS" --threads 0 list
 expect 2 "--bogus" "$CNNVIS" "${base[@]}" --image "$cat_png" --bogus
 

@@ -1,4 +1,5 @@
 // cnnvis layers: every addressable layer of a model with its type, output shape and size.
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -12,6 +13,7 @@ void setup_layers(CLI::App& app) {
   struct Options {
     std::string arch;
     int64_t size = 224;
+    std::vector<std::string> only;
   };
   auto o = std::make_shared<Options>();
   auto* sub = app.add_subcommand(
@@ -21,9 +23,19 @@ void setup_layers(CLI::App& app) {
   sub->add_option("--model,-m", o->arch, "architecture")->required();
   sub->add_option("--size", o->size, "input size for the output shapes")->capture_default_str()
       ->check(CLI::PositiveNumber);
+  sub->add_option("--layer,-l", o->only, "show only these layers (checks that the names exist)");
   sub->callback([o] {
     auto model = make_model(o->arch);  // shapes and sizes need no trained weights
-    const auto infos = describe_layers(*model, o->size, o->size);
+    for (const auto& name : o->only) model->check_layer(name);
+    auto infos = describe_layers(*model, o->size, o->size);
+    if (!o->only.empty()) {
+      infos.erase(std::remove_if(infos.begin(), infos.end(),
+                                 [&](const LayerInfo& i) {
+                                   return std::find(o->only.begin(), o->only.end(), i.name) ==
+                                          o->only.end();
+                                 }),
+                  infos.end());
+    }
     std::cout << std::left << std::setw(26) << "layer" << std::setw(20) << "type"
               << std::setw(22) << "output" << std::right << std::setw(12) << "parameters"
               << "  notes\n";
@@ -40,6 +52,7 @@ void setup_layers(CLI::App& app) {
                 << "  " << notes << "\n";
       if (info.name.find('.') == std::string::npos) total += info.parameters;  // top level
     }
+    if (!o->only.empty()) return;  // a selection has no meaningful total
     std::cout << model->name() << ": " << infos.size() << " layers, " << total
               << " parameters, input [1, 3, " << o->size << ", " << o->size << "]\n";
   });

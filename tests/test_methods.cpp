@@ -1,5 +1,6 @@
 // Methods: vanilla backprop against finite differences on a tiny hand-written model and against
-// PyTorch-autograd reference gradients of torchvision models; the registry.
+// Captum's Saliency(abs=False) on torchvision models (tests/python/make_vanilla_fixtures.py);
+// the registry.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -97,7 +98,7 @@ TEST(Vanilla, BatchGivesEachImageItsOwnGradient) {
   }
 }
 
-TEST(Vanilla, MatchesPyTorchAutogradOnTorchvisionModels) {
+TEST(Vanilla, MatchesCaptumSaliencyOnTorchvisionModels) {
   for (const std::string arch : {"vgg11_bn", "resnet18"}) {
     auto model = make_model(arch);
     randomize_weights(*model, 1234);

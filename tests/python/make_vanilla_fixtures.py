@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""Reference input gradients (vanilla backprop) of torchvision models for tests/test_methods.cpp.
+"""Reference input gradients (vanilla backprop) for tests/test_methods.cpp, from Captum.
 
-torchvision's vgg11_bn and resnet18 with cnnvis_random_weights(seed) in float64 on a seeded
-64x64 input; the gradient of logit `target` w.r.t. the input, computed by PyTorch's autograd
-exactly as Captum's Saliency(abs=False) does, saved as float64 .npy files.
-    /usr/bin/python3 tests/python/make_vanilla_fixtures.py
+torchvision's vgg11_bn and resnet18 with cnnvis_random_weights(seed), in float64, on a seeded
+64x64 input: Captum's Saliency(abs=False) for target class 3, saved as float64 .npy files.
+Needs a checkout of pytorch/captum at faac08773131888714b15709b28494ebeea7f6eb (0.8.0, see
+../shared/REFERENCES.md) and Debian's python3-tqdm:
+    CAPTUM=/path/to/captum /usr/bin/python3 tests/python/make_vanilla_fixtures.py
 """
 import os
 import sys
@@ -13,7 +14,9 @@ import numpy as np
 import torch
 import torchvision
 
+sys.path.insert(0, os.environ["CAPTUM"])
 sys.path.insert(0, os.path.dirname(__file__))
+from captum.attr import Saliency  # noqa: E402
 from cnnvis_random_weights import randomize_weights  # noqa: E402
 
 SEED, INPUT_SEED, SIZE, TARGET = 1234, 7, 64, 3
@@ -27,11 +30,13 @@ def main():
         randomize_weights(model, SEED)
         model = model.double().eval()
         x = (torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(INPUT_SEED))
-             * 4 - 2).double().requires_grad_(True)
-        logit = model(x)[0, TARGET]
-        (grad,) = torch.autograd.grad(logit, x)
-        np.save(os.path.join(OUT, f"{name}_grad_target{TARGET}.npy"), grad.numpy())
-        print(name, float(logit), float(grad.abs().max()))
+             * 4 - 2).double()
+        grad = Saliency(model).attribute(x, target=TARGET, abs=False)
+        path = os.path.join(OUT, f"{name}_grad_target{TARGET}.npy")
+        old = np.load(path) if os.path.exists(path) else None
+        np.save(path, grad.detach().numpy())
+        same = "n/a" if old is None else float(np.abs(old - grad.detach().numpy()).max())
+        print(name, "max |grad|", float(grad.abs().max()), "max change vs previous", same)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,12 @@ const std::vector<std::string>& imagenet_classes() {
 }
 
 int64_t resolve_class(const std::string& target, int64_t num_classes) {
+  return resolve_class(target, num_classes == 1000 ? imagenet_classes() : std::vector<std::string>{},
+                       num_classes);
+}
+
+int64_t resolve_class(const std::string& target, const std::vector<std::string>& names,
+                      int64_t num_classes) {
   if (num_classes <= 0) {
     throw usage_error("class '" + target + "': the model reports no classes");
   }
@@ -51,12 +57,11 @@ int64_t resolve_class(const std::string& target, int64_t num_classes) {
     }
     return index;
   }
-  if (num_classes != 1000) {
-    throw usage_error("class '" + target + "': names only work for 1000-class ImageNet models; "
-                      "this model has " + std::to_string(num_classes) +
-                      " classes, give an index in " + range_text(num_classes));
+  if (names.empty()) {
+    throw usage_error("class '" + target + "': this model has no class names (" +
+                      std::to_string(num_classes) + " classes); give an index in " +
+                      range_text(num_classes));
   }
-  const auto& names = imagenet_classes();
   const std::string wanted = lower(target);
   std::vector<int64_t> matches;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -74,13 +79,15 @@ int64_t resolve_class(const std::string& target, int64_t num_classes) {
   for (size_t i = 0; i < names.size(); ++i) {
     ranked.emplace_back(detail::edit_distance(wanted, lower(names[i])), static_cast<int64_t>(i));
   }
-  std::partial_sort(ranked.begin(), ranked.begin() + 3, ranked.end());
+  const size_t shown = std::min<size_t>(3, ranked.size());
+  std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(shown),
+                    ranked.end());
   std::string hint;
-  for (int k = 0; k < 3; ++k) {
+  for (size_t k = 0; k < shown; ++k) {
     hint += (k ? ", '" : "'") + names[ranked[k].second] + "' (" +
             std::to_string(ranked[k].second) + ")";
   }
-  throw usage_error("unknown ImageNet class '" + target + "'; did you mean " + hint +
+  throw usage_error("unknown class '" + target + "'; did you mean " + hint +
                     "? Give a class name or an index in " + range_text(num_classes));
 }
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "cnnvis/error.hpp"
+#include "cnnvis/imagenet.hpp"
 #include "detail/strings.hpp"
 
 namespace cnnvis {
@@ -58,6 +59,10 @@ ReluModeGuard::ReluModeGuard(Model& model, ReluMode mode)
 ReluModeGuard::~ReluModeGuard() {
   model_.apply_relu_mode(previous_);
   model_.relu_mode_ = previous_;
+}
+
+std::vector<std::string> Model::class_names() const {
+  return num_classes() == 1000 ? imagenet_classes() : std::vector<std::string>{};
 }
 
 void Model::check_layer(const std::string& layer) const {

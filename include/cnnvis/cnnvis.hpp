@@ -1,5 +1,6 @@
 #pragma once
 // Umbrella header: everything a user of cnnvis needs.
+#include "cnnvis/demo/scenes.hpp"
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
 #include "cnnvis/imagenet.hpp"

@@ -12,6 +12,9 @@ const std::vector<std::string>& imagenet_classes();
 // [0, num_classes). Throws cnnvis::Error (invalid argument) for a name it does not know or an
 // index outside the range, saying what the valid range is.
 int64_t resolve_class(const std::string& target, int64_t num_classes);
+// The same for a model with its own class names (Model::class_names(); may be empty).
+int64_t resolve_class(const std::string& target, const std::vector<std::string>& names,
+                      int64_t num_classes);
 
 // Name of class `index` for printing: the ImageNet name when the model has 1000 classes,
 // otherwise "class <index>".

@@ -64,6 +64,9 @@ class Model {
   virtual torch::nn::Module& module() = 0;
   // The layer Grad-CAM-style methods use by default (the last convolutional block's output).
   virtual std::string default_cam_layer() const = 0;
+  // Class names by index, for printing and for --target NAME; empty if unknown. The default:
+  // ImageNet's names for a 1000-class model.
+  virtual std::vector<std::string> class_names() const;
 
   ReluMode relu_mode() const { return relu_mode_; }
 

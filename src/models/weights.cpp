@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
 #include <cnnvis/error.hpp>
+#include <cnnvis/io/file.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/utils.h>
@@ -329,6 +330,38 @@ std::string count_of(size_t n, const std::string& one, const std::string& many) 
 }
 
 }  // namespace
+
+void save_safetensors(const std::string& path, const StateDict& state) {
+  static const std::map<at::ScalarType, std::string> kNames = {
+      {at::kFloat, "F32"}, {at::kDouble, "F64"}, {at::kLong, "I64"}};
+  nlohmann::ordered_json header;
+  std::string data;
+  for (const auto& [name, tensor] : state) {
+    const auto t = tensor.detach().to(at::kCPU).contiguous();
+    auto it = kNames.find(t.scalar_type());
+    if (it == kNames.end()) {
+      throw Error(path + ": cannot write tensor '" + name + "' of dtype " +
+                  std::string(c10::toString(t.scalar_type())) + " (float32, float64, int64 only)");
+    }
+    const size_t begin = data.size();
+    data.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
+    header[name] = {{"dtype", it->second}, {"shape", t.sizes().vec()},
+                    {"data_offsets", {begin, data.size()}}};
+  }
+  header["__metadata__"] = {{"format", "pt"}, {"writer", "cnnvis"}};
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const uint64_t n = text.size();
+  std::string bytes(reinterpret_cast<const char*>(&n), 8);  // little-endian machines only
+  write_file_atomic(path, bytes + text + data);
+}
+
+StateDict state_dict_of(torch::nn::Module& module) {
+  StateDict out;
+  for (const auto& p : module.named_parameters()) out.emplace_back(p.key(), p.value().detach());
+  for (const auto& b : module.named_buffers()) out.emplace_back(b.key(), b.value().detach());
+  return out;
+}
 
 const char* to_string(WeightFormat format) {
   switch (format) {

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 
+#include "cnnvis/demo/scenes.hpp"
 #include "cnnvis/error.hpp"
 #include "cnnvis/models/weights.hpp"
 #include "detail/strings.hpp"
@@ -375,6 +376,40 @@ class ResNet : public ZooModel {
   }
 };
 
+// The demo model: a small VGG-style network with BatchNorm (features, avgpool, classifier, as
+// torchvision's vgg*_bn) for the synthetic shape scenes of cnnvis::demo, trained by
+// `cnnvis train-demo`. The last two convolutions run at 1/8 of the input (12x12 at 96x96),
+// which keeps CAM maps informative; global average pooling makes it size-agnostic.
+class DemoNet : public ZooModel {
+ public:
+  explicit DemoNet(int64_t num_classes) : ZooModel("demo", num_classes) {
+    nn::Sequential features;
+    int64_t in = 3;
+    for (int v : {16, 0, 32, 0, 64, 0, 64, 64}) {
+      if (v == 0) {
+        features->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
+        continue;
+      }
+      features->push_back(conv(in, v, 3, 1, 1, true));
+      features->push_back(nn::BatchNorm2d(v));
+      features->push_back(Relu());
+      in = v;
+    }
+    add_sequential("features", features);
+    add_module_stage("avgpool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({1, 1})),
+                     "AdaptiveAvgPool2d");
+    add_flatten();
+    add_sequential("classifier", nn::Sequential(nn::Linear(in, 64), Relu(),
+                                                nn::Linear(64, num_classes)));
+    finish(last_relu("features.", features));
+  }
+  std::vector<std::string> class_names() const override {
+    return num_classes() == static_cast<int64_t>(demo::shape_classes().size())
+               ? demo::shape_classes()
+               : std::vector<std::string>{};
+  }
+};
+
 // torchvision's VGG configurations; 0 is a max-pool.
 const std::map<std::string, std::vector<int>>& vgg_configs() {
   static const std::map<std::string, std::vector<int>> configs = {
@@ -392,14 +427,22 @@ const std::map<std::string, std::vector<int>>& vgg_configs() {
 const std::vector<std::string>& model_names() {
   static const std::vector<std::string> names = {
       "alexnet",  "vgg11",    "vgg11_bn", "vgg13",     "vgg13_bn",  "vgg16",    "vgg16_bn",
-      "vgg19",    "vgg19_bn", "resnet18", "resnet34",  "resnet50",  "resnet101", "resnet152"};
+      "vgg19",    "vgg19_bn", "resnet18", "resnet34",  "resnet50",  "resnet101", "resnet152",
+      "demo"};
   return names;
 }
 
 std::unique_ptr<Model> make_model(const std::string& arch, int64_t num_classes) {
-  if (num_classes < 1) {
-    throw usage_error("num_classes must be >= 1, got " + std::to_string(num_classes));
+  if (num_classes < 0) {
+    throw usage_error("num_classes must be >= 1 (or 0 for the architecture's own), got " +
+                      std::to_string(num_classes));
   }
+  if (arch == "demo") {
+    return std::make_unique<DemoNet>(num_classes ? num_classes
+                                                 : static_cast<int64_t>(
+                                                       demo::shape_classes().size()));
+  }
+  if (num_classes == 0) num_classes = 1000;
   if (arch == "alexnet") return std::make_unique<AlexNet>(num_classes);
   const bool bn = arch.size() > 3 && arch.compare(arch.size() - 3, 3, "_bn") == 0;
   const auto& vgg = vgg_configs();

@@ -49,17 +49,21 @@ void prepare_out_dir(const std::string& out) {
   if (ec) throw Error("--out " + out + ": cannot create the folder (" + ec.message() + ")");
 }
 
+std::string label(int64_t index, const std::vector<std::string>& names) {
+  return index < static_cast<int64_t>(names.size()) ? names[index]
+                                                    : "class " + std::to_string(index);
+}
+
 // Prints the top-5 predictions of `logits` [1, C].
-void print_top5(const torch::Tensor& logits) {
+void print_top5(const torch::Tensor& logits, const std::vector<std::string>& names) {
   const auto probs = torch::softmax(logits.to(torch::kCPU, torch::kDouble), 1)[0];
   const auto top = probs.topk(std::min<int64_t>(5, probs.size(0)));
   const auto values = std::get<0>(top);
   const auto indices = std::get<1>(top);
-  const int64_t classes = logits.size(1);
   for (int64_t i = 0; i < values.size(0); ++i) {
     const int64_t c = indices[i].item<int64_t>();
     std::cout << "    " << (i + 1) << ". " << std::setw(4) << c << " "
-              << std::left << std::setw(28) << class_name(c, classes) << std::right << " "
+              << std::left << std::setw(28) << label(c, names) << std::right << " "
               << std::fixed << std::setprecision(4) << values[i].item<double>() << "\n";
   }
   std::cout.unsetf(std::ios::fixed);
@@ -76,6 +80,7 @@ void run_explain(const ExplainOptions& o) {
   auto model = load_model(o.model);
   prepare_out_dir(o.out);
   const torch::Device device(device_string(o.model));
+  const auto names = model->class_names();
   for (const auto& image_path : o.images) {
     const auto rgb = resize_image(load_image(image_path), pre);
     const auto x = normalize(rgb, pre).unsqueeze(0).to(device);
@@ -85,11 +90,11 @@ void run_explain(const ExplainOptions& o) {
       logits = model->forward(x).output;
     }
     const int64_t target = o.target.empty() ? logits.argmax(1).item<int64_t>()
-                                            : resolve_class(o.target, model->num_classes());
+                                            : resolve_class(o.target, names, model->num_classes());
     std::cout << image_path << ": top-5 of " << model->name() << "\n";
-    print_top5(logits);
+    print_top5(logits, names);
     std::cout << "  explaining class " << target << " ("
-              << class_name(target, model->num_classes()) << ") with " << info.name << "\n";
+              << label(target, names) << ") with " << info.name << "\n";
     const auto raw = method->attribute(*model, x, Target::class_logit(target)).detach()
                          .to(torch::kCPU);
     const std::string stem = (fs::path(o.out) / fs::path(image_path).stem()).string();

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "cnnvis/demo/train.hpp"
 #include "cnnvis/error.hpp"
 #include "cnnvis/models/zoo.hpp"
 
@@ -36,7 +37,8 @@ std::array<double, 3> parse_triple(const std::string& text, const std::string& o
 }  // namespace
 
 void add_model_options(CLI::App& app, ModelOptions& o) {
-  app.add_option("--model,-m", o.arch, "architecture: alexnet, vgg11..vgg19[_bn], resnet18..152")
+  app.add_option("--model,-m", o.arch, "architecture: alexnet, vgg11..vgg19[_bn], resnet18..152, or demo (the "
+                 "built-in shape model, no weights needed)")
       ->required();
   app.add_option("--weights,-w", o.weights,
                  "weight file: PyTorch .pth (zip or legacy) or .safetensors, e.g. torchvision's "
@@ -73,6 +75,8 @@ std::unique_ptr<Model> load_model(const ModelOptions& o) {
     load_weights(*model, o.weights);
   } else if (o.random_seed >= 0) {
     randomize_weights(*model, static_cast<uint64_t>(o.random_seed));
+  } else if (o.arch == "demo") {
+    load_weights(*model, demo::demo_weights_path());  // the committed, self-trained weights
   } else {
     throw usage_error("--model " + o.arch +
                       ": no weights given; pass --weights FILE (torchvision's .pth, see the "

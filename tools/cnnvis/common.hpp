@@ -43,5 +43,6 @@ void setup_explain(CLI::App& app);
 void setup_list(CLI::App& app);
 void setup_layers(CLI::App& app);
 void setup_bench(CLI::App& app);
+void setup_train_demo(CLI::App& app);
 
 }  // namespace cnnvis::cli

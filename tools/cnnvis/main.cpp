@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   cnnvis::cli::setup_list(app);
   cnnvis::cli::setup_layers(app);
   cnnvis::cli::setup_bench(app);
+  cnnvis::cli::setup_train_demo(app);
 
   try {
     app.parse(argc, argv);

@@ -33,6 +33,13 @@ WeightFormat detect_weight_format(const std::string& path);
 // truncated or corrupt file, or a pickle that names a global outside the allow-list.
 StateDict read_state_dict(const std::string& path);
 
+// Writes float32/float64/int64 tensors as a safetensors file (atomically: temporary name, then
+// rename), in the order given. Used for the demo model's weights.
+void save_safetensors(const std::string& path, const StateDict& state);
+
+// The parameters and buffers of `module` under their dotted names, as a StateDict (CPU).
+StateDict state_dict_of(torch::nn::Module& module);
+
 // Copies `state` into the parameters and buffers of `module` (converting fp16/fp64 to the
 // module's dtype). A common "module." prefix (DataParallel) is stripped. Missing or unexpected
 // keys and shape mismatches throw cnnvis::Error naming the keys and shapes; `source` (usually

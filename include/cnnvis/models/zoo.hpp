@@ -11,12 +11,14 @@
 
 namespace cnnvis {
 
-// "alexnet", "vgg11", "vgg11_bn", ..., "vgg19_bn", "resnet18", ..., "resnet152".
+// "alexnet", "vgg11", "vgg11_bn", ..., "vgg19_bn", "resnet18", ..., "resnet152", "demo".
 const std::vector<std::string>& model_names();
 
 // A zoo model with uninitialized (LibTorch default) weights, in eval mode, parameters frozen.
-// Throws cnnvis::Error (invalid argument) for an unknown architecture, naming the closest.
-std::unique_ptr<Model> make_model(const std::string& arch, int64_t num_classes = 1000);
+// num_classes 0 means the architecture's own: 1000 (ImageNet) or 8 for "demo" (the shapes of
+// cnnvis::demo::shape_classes()). Throws cnnvis::Error (invalid argument) for an unknown
+// architecture, naming the closest.
+std::unique_ptr<Model> make_model(const std::string& arch, int64_t num_classes = 0);
 
 // Deterministic random weights, mirrored by tests/python/cnnvis_random_weights.py so that the
 // same seed gives the same tensors in PyTorch. Over the state_dict keys in sorted order, one

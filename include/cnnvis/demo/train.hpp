@@ -1,0 +1,57 @@
+#pragma once
+// Training the demo model (`cnnvis train-demo`): the small VGG-style "demo" network of the zoo
+// on the synthetic shape scenes of cnnvis/demo/scenes.hpp, generated on the fly (every batch is
+// new, so there is no over-fitting to a fixed set), then scored on held-out scenes.
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "cnnvis/image.hpp"
+#include "cnnvis/model.hpp"
+
+namespace cnnvis::demo {
+
+// Held-out scenes start at this seed; training scenes of run seed s use seeds
+// (s << 32) + 0, 1, 2, ... (never reaching it).
+constexpr uint64_t kHeldOutSeed = uint64_t{1} << 62;
+// The scene size the demo model is trained and shown at.
+constexpr int64_t kDemoSize = 96;
+
+struct TrainOptions {
+  uint64_t seed = 0;        // initial weights (randomize_weights) and training scenes
+  int64_t steps = 2500;     // optimizer steps
+  int64_t batch = 32;       // scenes per step
+  int64_t size = kDemoSize; // scene side in pixels
+  double lr = 1e-3;         // Adam's initial learning rate, cosine-decayed to 0
+  int64_t eval_count = 1000;  // held-out scenes for the final accuracy
+};
+
+struct TrainReport {
+  double accuracy = 0;    // on eval_count held-out scenes
+  double final_loss = 0;  // mean cross-entropy of the last 50 steps
+  int64_t steps = 0;
+  double seconds = 0;
+};
+
+// Progress: (step, total steps, running loss, running accuracy); return false to cancel
+// (cnnvis::Error is thrown then).
+using TrainProgress = std::function<bool(int64_t, int64_t, double, double)>;
+
+// Trains `model` (make_model("demo")) in place. Deterministic for a fixed seed and thread
+// count (CPU float sums can differ between thread counts). Parameters are frozen again and the
+// model is in eval mode afterwards.
+TrainReport train_demo(Model& model, const TrainOptions& options,
+                       const TrainProgress& progress = nullptr);
+
+// Top-1 accuracy on `count` held-out scenes of side `size`.
+double held_out_accuracy(Model& model, int64_t count, int64_t size = kDemoSize);
+
+// The ImageNet normalization the demo model is trained with (the CLI's default).
+Preprocess demo_preprocess();
+
+// Path of the committed demo weights (data/models/demo.safetensors): $CNNVIS_DATA/models/ if
+// set, else the installed share/cnnvis/models/, else the source tree's data/models/. Throws
+// cnnvis::Error if none exists, saying how to train it.
+std::string demo_weights_path();
+
+}  // namespace cnnvis::demo

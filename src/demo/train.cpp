@@ -1,0 +1,121 @@
+#include "cnnvis/demo/train.hpp"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "cnnvis/demo/scenes.hpp"
+#include "cnnvis/error.hpp"
+#include "cnnvis/models/zoo.hpp"
+
+namespace cnnvis::demo {
+namespace {
+
+// Makes the parameters trainable for a scope; freezes them and sets eval mode again on exit,
+// also on exceptions (the model contract says parameters are frozen).
+class TrainingGuard {
+ public:
+  explicit TrainingGuard(torch::nn::Module& module) : module_(module) {
+    for (auto& p : module_.parameters()) p.set_requires_grad(true);
+    module_.train();
+  }
+  ~TrainingGuard() {
+    for (auto& p : module_.parameters()) p.set_requires_grad(false);
+    module_.eval();
+  }
+  TrainingGuard(const TrainingGuard&) = delete;
+  TrainingGuard& operator=(const TrainingGuard&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+};
+
+}  // namespace
+
+Preprocess demo_preprocess() {
+  Preprocess p;
+  p.size = kDemoSize;
+  return p;
+}
+
+double held_out_accuracy(Model& model, int64_t count, int64_t size) {
+  if (count < 1) throw usage_error("held-out scene count must be >= 1");
+  torch::InferenceMode guard;
+  const auto device = model.module().parameters().front().device();
+  int64_t correct = 0;
+  for (int64_t start = 0; start < count; start += 100) {
+    const int64_t n = std::min<int64_t>(100, count - start);
+    const auto batch = make_scenes(kHeldOutSeed + static_cast<uint64_t>(start), n, {size});
+    const auto x = normalize(batch.images, demo_preprocess()).to(device);
+    const auto predicted = model.forward(x).output.argmax(1).to(torch::kCPU);
+    correct += predicted.eq(batch.labels).sum().item<int64_t>();
+  }
+  return static_cast<double>(correct) / static_cast<double>(count);
+}
+
+TrainReport train_demo(Model& model, const TrainOptions& o, const TrainProgress& progress) {
+  if (o.steps < 1) throw usage_error("--steps: expected >= 1");
+  if (o.batch < 1) throw usage_error("--batch: expected >= 1");
+  if (!(o.lr > 0)) throw usage_error("--lr: expected > 0");
+  const auto start = std::chrono::steady_clock::now();
+  randomize_weights(model, o.seed);
+  TrainReport report;
+  {
+    TrainingGuard training(model.module());
+    torch::manual_seed(o.seed);
+    torch::optim::Adam optimizer(model.module().parameters(), torch::optim::AdamOptions(o.lr));
+    const auto pre = demo_preprocess();
+    double loss_sum = 0, correct_sum = 0;
+    int64_t window = 0;
+    for (int64_t step = 0; step < o.steps; ++step) {
+      // Cosine decay to zero (Loshchilov and Hutter 2017, without restarts).
+      const double lr = o.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) /
+                                                   static_cast<double>(o.steps)));
+      for (auto& group : optimizer.param_groups()) {
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+      }
+      const auto batch =
+          make_scenes((o.seed << 32) + static_cast<uint64_t>(step * o.batch), o.batch, {o.size});
+      const auto logits = model.forward(normalize(batch.images, pre)).output;
+      const auto loss = torch::nn::functional::cross_entropy(logits, batch.labels);
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      // Running statistics over the last 50 steps.
+      if (window == 50) loss_sum = correct_sum = 0, window = 0;
+      loss_sum += loss.item<double>();
+      correct_sum += logits.argmax(1).eq(batch.labels).to(torch::kDouble).mean().item<double>();
+      ++window;
+      report.final_loss = loss_sum / static_cast<double>(window);
+      if (progress && !progress(step + 1, o.steps, report.final_loss,
+                                correct_sum / static_cast<double>(window))) {
+        throw Error("training cancelled at step " + std::to_string(step + 1));
+      }
+    }
+  }
+  report.steps = o.steps;
+  report.accuracy = held_out_accuracy(model, o.eval_count, o.size);
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+std::string demo_weights_path() {
+  namespace fs = std::filesystem;
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("CNNVIS_DATA")) candidates.push_back(env);
+  candidates.push_back(CNNVIS_INSTALL_DATA_DIR);
+  candidates.push_back(CNNVIS_SOURCE_DATA_DIR);
+  for (const auto& dir : candidates) {
+    const auto path = fs::path(dir) / "models" / "demo.safetensors";
+    if (fs::exists(path)) return path.string();
+  }
+  throw Error("the demo model's weights (models/demo.safetensors) are in none of " +
+              std::string(CNNVIS_INSTALL_DATA_DIR) + ", " + CNNVIS_SOURCE_DATA_DIR +
+              " or $CNNVIS_DATA; run `cnnvis train-demo --out data/models/demo.safetensors`");
+}
+
+}  // namespace cnnvis::demo

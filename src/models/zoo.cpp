@@ -276,6 +276,24 @@ class ZooModel : public Model {
   friend class ResNet;
 };
 
+// torchvision's vgg make_layers: 3x3 convolutions (with BatchNorm if asked) and ReLUs; 0 in
+// `cfg` is a 2x2 max-pool.
+nn::Sequential vgg_features(const std::vector<int>& cfg, bool batch_norm) {
+  nn::Sequential features;
+  int64_t in = 3;
+  for (int v : cfg) {
+    if (v == 0) {
+      features->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
+      continue;
+    }
+    features->push_back(conv(in, v, 3, 1, 1, true));
+    if (batch_norm) features->push_back(nn::BatchNorm2d(v));
+    features->push_back(Relu());
+    in = v;
+  }
+  return features;
+}
+
 // The last ReLU of `features`: the last convolutional block's output (features.29 for VGG16,
 // features.11 for AlexNet).
 std::string last_relu(const std::string& prefix, nn::Sequential& seq) {
@@ -311,18 +329,7 @@ class Vgg : public ZooModel {
  public:
   Vgg(const std::string& arch, const std::vector<int>& cfg, bool batch_norm, int64_t num_classes)
       : ZooModel(arch, num_classes) {
-    nn::Sequential features;
-    int64_t in = 3;
-    for (int v : cfg) {
-      if (v == 0) {
-        features->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
-        continue;
-      }
-      features->push_back(conv(in, v, 3, 1, 1, true));
-      if (batch_norm) features->push_back(nn::BatchNorm2d(v));
-      features->push_back(Relu());
-      in = v;
-    }
+    nn::Sequential features = vgg_features(cfg, batch_norm);
     add_sequential("features", features);
     add_module_stage("avgpool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({7, 7})),
                      "AdaptiveAvgPool2d");
@@ -383,18 +390,8 @@ class ResNet : public ZooModel {
 class DemoNet : public ZooModel {
  public:
   explicit DemoNet(int64_t num_classes) : ZooModel("demo", num_classes) {
-    nn::Sequential features;
-    int64_t in = 3;
-    for (int v : {16, 0, 32, 0, 64, 0, 64, 64}) {
-      if (v == 0) {
-        features->push_back(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2)));
-        continue;
-      }
-      features->push_back(conv(in, v, 3, 1, 1, true));
-      features->push_back(nn::BatchNorm2d(v));
-      features->push_back(Relu());
-      in = v;
-    }
+    nn::Sequential features = vgg_features({16, 0, 32, 0, 64, 0, 64, 64}, /*batch_norm=*/true);
+    const int64_t in = 64;
     add_sequential("features", features);
     add_module_stage("avgpool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({1, 1})),
                      "AdaptiveAvgPool2d");

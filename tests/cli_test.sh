@@ -53,6 +53,13 @@ fi
   --image "$cat_png" --out "$work/ok" > "$work/stdout" 2>&1 && ok || fail "resize/crop: $(cat "$work/stdout")"
 
 "$CNNVIS" list | grep -q "^vanilla " && ok || fail "list lacks vanilla"
+# The built-in demo model needs no weights and gets its scenes right.
+"$CNNVIS" explain vanilla --model demo --size 96 --image "$SRC/data/scenes/scene_1010_star.png" \
+  --out "$work/ok" > "$work/stdout" 2>&1 && grep -qE "^    1\. +3 star " "$work/stdout" \
+  && [ -s "$work/ok/scene_1010_star_vanilla_gray.png" ] && ok || fail "demo: $(cat "$work/stdout")"
+"$CNNVIS" scenes --seed 5 --count 2 --out "$work/scenes" > /dev/null && \
+  [ "$(ls "$work/scenes" | wc -l)" = 4 ] && ok || fail "scenes"
+expect 2 "size" "$CNNVIS" scenes --size 20 --out "$work/out"
 "$CNNVIS" layers --model vgg16 > "$work/stdout" && grep -qE "^features.29 +ReLU +\[1, 512, 14, 14\]" \
   "$work/stdout" && grep -q "138357544 parameters" "$work/stdout" && ok || fail "layers: $(head -5 "$work/stdout")"
 "$CNNVIS" bench vanilla --model resnet18 --random-weights 0 --size 64 --repeat 2 > "$work/stdout" \

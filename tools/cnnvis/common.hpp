@@ -44,5 +44,6 @@ void setup_list(CLI::App& app);
 void setup_layers(CLI::App& app);
 void setup_bench(CLI::App& app);
 void setup_train_demo(CLI::App& app);
+void setup_scenes(CLI::App& app);
 
 }  // namespace cnnvis::cli

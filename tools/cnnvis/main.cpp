@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   cnnvis::cli::setup_layers(app);
   cnnvis::cli::setup_bench(app);
   cnnvis::cli::setup_train_demo(app);
+  cnnvis::cli::setup_scenes(app);
 
   try {
     app.parse(argc, argv);

@@ -18,11 +18,12 @@ constexpr uint64_t kHeldOutSeed = uint64_t{1} << 62;
 constexpr int64_t kDemoSize = 96;
 
 struct TrainOptions {
-  uint64_t seed = 0;        // initial weights (randomize_weights) and training scenes
-  int64_t steps = 2500;     // optimizer steps
+  uint64_t seed = 0;        // initial weights (randomize_weights, conv/linear scaled down to
+                            // PyTorch's default bound 1/sqrt(fan_in)) and training scenes
+  int64_t steps = 2000;     // optimizer steps
   int64_t batch = 32;       // scenes per step
   int64_t size = kDemoSize; // scene side in pixels
-  double lr = 1e-3;         // Adam's initial learning rate, cosine-decayed to 0
+  double lr = 2e-3;         // Adam's initial learning rate, cosine-decayed to 0
   int64_t eval_count = 1000;  // held-out scenes for the final accuracy
 };
 

@@ -274,7 +274,6 @@ class ZooModel : public Model {
   std::vector<ReluImpl*> relus_;
   std::string cam_layer_;
 
-  friend class ResNet;
 };
 
 // torchvision's vgg make_layers: 3x3 convolutions (with BatchNorm if asked) and ReLUs; 0 in

@@ -40,15 +40,6 @@ MethodParams parse_params(const std::vector<std::string>& items) {
   return params;
 }
 
-void prepare_out_dir(const std::string& out) {
-  std::error_code ec;
-  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) {
-    throw usage_error("--out " + out + ": exists and is not a folder; name a folder");
-  }
-  fs::create_directories(out, ec);
-  if (ec) throw Error("--out " + out + ": cannot create the folder (" + ec.message() + ")");
-}
-
 std::string label(int64_t index, const std::vector<std::string>& names) {
   return index < static_cast<int64_t>(names.size()) ? names[index]
                                                     : "class " + std::to_string(index);

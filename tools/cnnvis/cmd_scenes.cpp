@@ -1,6 +1,5 @@
 // cnnvis scenes: write synthetic demo scenes (the demo model's data) and their object masks as
 // PNG files, e.g. as inputs for `cnnvis explain --model demo`.
-#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -32,11 +31,7 @@ void setup_scenes(CLI::App& app) {
   sub->add_option("--out,-o", o->out, "output folder (created if missing)")->capture_default_str();
   sub->callback([o] {
     const auto batch = demo::make_scenes(o->seed, o->count, {o->size});  // validates options
-    std::error_code ec;
-    std::filesystem::create_directories(o->out, ec);
-    if (ec || !std::filesystem::is_directory(o->out)) {
-      throw usage_error("--out " + o->out + ": cannot create the folder");
-    }
+    prepare_out_dir(o->out);
     for (int64_t i = 0; i < o->count; ++i) {
       std::ostringstream stem;
       stem << o->out << "/scene_" << std::setw(4) << std::setfill('0')

@@ -96,6 +96,15 @@ void add_input_options(CLI::App& app, InputOptions& o) {
   app.add_option("--std", o.std, "normalization std R,G,B (default ImageNet's)");
 }
 
+void prepare_out_dir(const std::string& out) {
+  std::error_code ec;
+  if (std::filesystem::exists(out, ec) && !std::filesystem::is_directory(out, ec)) {
+    throw usage_error("--out " + out + ": exists and is not a folder; name a folder");
+  }
+  std::filesystem::create_directories(out, ec);
+  if (ec) throw Error("--out " + out + ": cannot create the folder (" + ec.message() + ")");
+}
+
 Preprocess to_preprocess(const InputOptions& o) {
   Preprocess p;
   p.size = o.size;

@@ -38,6 +38,10 @@ Preprocess to_preprocess(const InputOptions& options);
 // The device named by ModelOptions (throws a usage error for cuda without a GPU).
 std::string device_string(const ModelOptions& options);
 
+// Creates the --out folder if missing; a usage error if it is a file, a runtime error if it
+// cannot be created.
+void prepare_out_dir(const std::string& out);
+
 // Subcommands: each adds itself to the app.
 void setup_explain(CLI::App& app);
 void setup_list(CLI::App& app);

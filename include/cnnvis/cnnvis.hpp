@@ -1,7 +1,9 @@
 #pragma once
 // Umbrella header: everything a user of cnnvis needs.
 #include "cnnvis/demo/scenes.hpp"
+#include "cnnvis/demo/train.hpp"
 #include "cnnvis/error.hpp"
+#include "cnnvis/evaluate.hpp"
 #include "cnnvis/image.hpp"
 #include "cnnvis/imagenet.hpp"
 #include "cnnvis/io/file.hpp"

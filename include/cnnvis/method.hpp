@@ -52,7 +52,19 @@ struct MethodInfo {
   std::vector<OptionInfo> options;
   std::vector<View> views;
   std::function<std::unique_ptr<Method>(const MethodParams&)> make;
+  // How `cnnvis evaluate` ranks pixels: raw result for one image -> importance map [H, W] at
+  // the input's height and width (higher = more important). Empty: importance_map() below.
+  std::function<at::Tensor(const at::Tensor& raw, int64_t height, int64_t width)> importance;
 };
+
+// The default importance map of a raw result for one image: [3,h,w] -> sum_c |raw| (gradient
+// methods), [1,h,w] or [h,w] -> as is (CAM methods); then bilinear resize to height x width if
+// the size differs. Returns float32 [height, width] on the CPU. Throws cnnvis::Error for other
+// shapes.
+at::Tensor importance_map(const at::Tensor& raw, int64_t height, int64_t width);
+// info.importance if set, else importance_map().
+at::Tensor method_importance(const MethodInfo& info, const at::Tensor& raw, int64_t height,
+                             int64_t width);
 
 // Every registered method, in the order of `cnnvis list`.
 const std::vector<MethodInfo>& methods();

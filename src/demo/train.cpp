@@ -112,19 +112,29 @@ TrainReport train_demo(Model& model, const TrainOptions& o, const TrainProgress&
   return report;
 }
 
-std::string demo_weights_path() {
+std::string data_path(const std::string& relative) {
   namespace fs = std::filesystem;
   std::vector<std::string> candidates;
   if (const char* env = std::getenv("CNNVIS_DATA")) candidates.push_back(env);
   candidates.push_back(CNNVIS_INSTALL_DATA_DIR);
   candidates.push_back(CNNVIS_SOURCE_DATA_DIR);
   for (const auto& dir : candidates) {
-    const auto path = fs::path(dir) / "models" / "demo.safetensors";
+    const auto path = fs::path(dir) / relative;
     if (fs::exists(path)) return path.string();
   }
-  throw Error("the demo model's weights (models/demo.safetensors) are in none of " +
-              std::string(CNNVIS_INSTALL_DATA_DIR) + ", " + CNNVIS_SOURCE_DATA_DIR +
-              " or $CNNVIS_DATA; run `cnnvis train-demo --out data/models/demo.safetensors`");
+  throw Error("cnnvis data " + relative + " is in none of " + std::string(CNNVIS_INSTALL_DATA_DIR) +
+              ", " + CNNVIS_SOURCE_DATA_DIR + " or $CNNVIS_DATA (set CNNVIS_DATA to the "
+              "source tree's data/ folder)");
+}
+
+std::string demo_weights_path() {
+  try {
+    return data_path("models/demo.safetensors");
+  } catch (const Error&) {
+    throw Error("the demo model's weights (models/demo.safetensors) are in none of " +
+                std::string(CNNVIS_INSTALL_DATA_DIR) + ", " + CNNVIS_SOURCE_DATA_DIR +
+                " or $CNNVIS_DATA; run `cnnvis train-demo --out data/models/demo.safetensors`");
+  }
 }
 
 }  // namespace cnnvis::demo

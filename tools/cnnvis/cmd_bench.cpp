@@ -52,7 +52,7 @@ void run_bench(const BenchOptions& o) {
   if (o.repeat < 1) throw usage_error("--repeat: expected >= 1");
   const MethodInfo& info = find_method(o.method);
   auto method = info.make({});
-  const Preprocess pre = to_preprocess(o.input);
+  const Preprocess pre = to_preprocess(o.input, o.model.arch);
   auto model = load_model(o.model);
   const torch::Device device(device_string(o.model));
   torch::Tensor x;

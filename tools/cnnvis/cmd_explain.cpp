@@ -63,7 +63,7 @@ void print_top5(const torch::Tensor& logits, const std::vector<std::string>& nam
 void run_explain(const ExplainOptions& o) {
   const MethodInfo& info = find_method(o.method);
   auto method = info.make(parse_params(o.params));
-  const Preprocess pre = to_preprocess(o.input);
+  const Preprocess pre = to_preprocess(o.input, o.model.arch);
   // Check every input before the (slow) model load, so a typo fails fast.
   for (const auto& image : o.images) {
     if (!fs::exists(image)) throw usage_error("--image " + image + ": no such file");

@@ -7,6 +7,7 @@
 
 #include "cnnvis/demo/train.hpp"
 #include "cnnvis/error.hpp"
+#include "cnnvis/method.hpp"
 #include "cnnvis/models/zoo.hpp"
 
 namespace cnnvis::cli {
@@ -36,10 +37,16 @@ std::array<double, 3> parse_triple(const std::string& text, const std::string& o
 
 }  // namespace
 
-void add_model_options(CLI::App& app, ModelOptions& o) {
-  app.add_option("--model,-m", o.arch, "architecture: alexnet, vgg11..vgg19[_bn], resnet18..152, or demo (the "
-                 "built-in shape model, no weights needed)")
-      ->required();
+void add_model_options(CLI::App& app, ModelOptions& o, const std::string& default_arch) {
+  auto* model = app.add_option("--model,-m", o.arch,
+                               "architecture: alexnet, vgg11..vgg19[_bn], resnet18..152, or demo "
+                               "(the built-in shape model, no weights needed)");
+  if (default_arch.empty()) {
+    model->required();
+  } else {
+    o.arch = default_arch;
+    model->capture_default_str();
+  }
   app.add_option("--weights,-w", o.weights,
                  "weight file: PyTorch .pth (zip or legacy) or .safetensors, e.g. torchvision's "
                  "vgg16-397923af.pth");
@@ -87,8 +94,9 @@ std::unique_ptr<Model> load_model(const ModelOptions& o) {
 }
 
 void add_input_options(CLI::App& app, InputOptions& o) {
-  app.add_option("--size", o.size, "resize the image to SIZE x SIZE (antialiased bilinear)")
-      ->capture_default_str();
+  app.add_option("--size", o.size,
+                 "resize the image to SIZE x SIZE (antialiased bilinear); default 96 for the demo "
+                 "model, else 224");
   app.add_option("--resize", o.resize,
                  "instead of --size: resize the shorter side to RESIZE, then --crop");
   app.add_option("--crop", o.crop, "center crop CROP x CROP after --resize");
@@ -105,12 +113,12 @@ void prepare_out_dir(const std::string& out) {
   if (ec) throw Error("--out " + out + ": cannot create the folder (" + ec.message() + ")");
 }
 
-Preprocess to_preprocess(const InputOptions& o) {
+Preprocess to_preprocess(const InputOptions& o, const std::string& arch) {
   Preprocess p;
-  p.size = o.size;
+  p.size = o.size != 0 ? o.size : (arch == "demo" ? demo::kDemoSize : 224);
   p.resize = o.resize;
   p.crop = o.crop;
-  if (o.size <= 0) throw usage_error("--size: expected a positive number of pixels");
+  if (p.size <= 0) throw usage_error("--size: expected a positive number of pixels");
   if (o.resize > 0 && o.crop <= 0) throw usage_error("--resize needs --crop (e.g. 224)");
   if (o.resize <= 0 && o.crop > 0) throw usage_error("--crop needs --resize (e.g. 256)");
   if (!o.mean.empty()) p.mean = parse_triple(o.mean, "--mean");
@@ -119,6 +127,46 @@ Preprocess to_preprocess(const InputOptions& o) {
     if (s <= 0) throw usage_error("--std: every value must be > 0");
   }
   return p;
+}
+
+std::vector<std::string> parse_method_list(const std::string& list, const std::string& option) {
+  std::vector<std::string> names;
+  if (list.empty()) {
+    for (const auto& info : methods()) names.push_back(info.name);
+    return names;
+  }
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (item.empty()) continue;
+    try {
+      names.push_back(find_method(item).name);
+    } catch (const Error& e) {
+      throw usage_error(option + ": " + e.what());
+    }
+  }
+  if (names.empty()) throw usage_error(option + ": expected method names separated by commas");
+  return names;
+}
+
+namespace {
+std::string& command_line_storage() {
+  static std::string line = "cnnvis";
+  return line;
+}
+}  // namespace
+
+void set_command_line(int argc, char** argv) {
+  std::string line = "cnnvis";
+  for (int i = 1; i < argc; ++i) line += std::string(" ") + argv[i];
+  command_line_storage() = line;
+}
+
+const std::string& command_line() { return command_line_storage(); }
+
+std::string title_of(const std::string& text) {
+  const auto line = text.substr(0, text.find('\n'));
+  return line.substr(0, line.find(':'));
 }
 
 }  // namespace cnnvis::cli

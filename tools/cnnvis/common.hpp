@@ -18,14 +18,15 @@ struct ModelOptions {
   int64_t random_seed = -1;  // --random-weights SEED; -1 = not given
   std::string device = "cpu";
 };
-// Binds --model, --weights, --random-weights, --device.
-void add_model_options(CLI::App& app, ModelOptions& options);
+// Binds --model, --weights, --random-weights, --device. --model is required unless
+// `default_arch` is given.
+void add_model_options(CLI::App& app, ModelOptions& options, const std::string& default_arch = "");
 // Builds the model and loads its weights; refuses a model with neither --weights nor
 // --random-weights (no silent random models).
 std::unique_ptr<Model> load_model(const ModelOptions& options);
 
 struct InputOptions {
-  int64_t size = 224;
+  int64_t size = 0;  // 0: the model's own size (96 for demo, else 224)
   int64_t resize = 0;
   int64_t crop = 0;
   std::string mean;  // "0.485,0.456,0.406"
@@ -33,7 +34,8 @@ struct InputOptions {
 };
 // Binds --size, --resize, --crop, --mean, --std.
 void add_input_options(CLI::App& app, InputOptions& options);
-Preprocess to_preprocess(const InputOptions& options);
+// The preprocessing for model `arch` (whose size fills in a --size left out).
+Preprocess to_preprocess(const InputOptions& options, const std::string& arch);
 
 // The device named by ModelOptions (throws a usage error for cuda without a GPU).
 std::string device_string(const ModelOptions& options);
@@ -49,5 +51,18 @@ void setup_layers(CLI::App& app);
 void setup_bench(CLI::App& app);
 void setup_train_demo(CLI::App& app);
 void setup_scenes(CLI::App& app);
+void setup_demo(CLI::App& app);
+void setup_evaluate(CLI::App& app);
+
+// The command line as typed ("cnnvis demo --out g"), recorded by main() for reports.
+void set_command_line(int argc, char** argv);
+const std::string& command_line();
+
+// "a,b,c" -> registered method names (all of them for an empty list); a usage error naming
+// `option` for an unknown one.
+std::vector<std::string> parse_method_list(const std::string& list, const std::string& option);
+// The first line of a text up to its first ':' ("vanilla backprop: gradient ..." -> "vanilla
+// backprop"): the short title of a method summary or view description.
+std::string title_of(const std::string& text);
 
 }  // namespace cnnvis::cli

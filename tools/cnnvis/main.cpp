@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
   cnnvis::cli::setup_bench(app);
   cnnvis::cli::setup_train_demo(app);
   cnnvis::cli::setup_scenes(app);
+  cnnvis::cli::setup_demo(app);
+  cnnvis::cli::setup_evaluate(app);
+  cnnvis::cli::set_command_line(argc, argv);
 
   try {
     app.parse(argc, argv);

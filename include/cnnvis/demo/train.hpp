@@ -54,5 +54,8 @@ Preprocess demo_preprocess();
 // set, else the installed share/cnnvis/models/, else the source tree's data/models/. Throws
 // cnnvis::Error if none exists, saying how to train it.
 std::string demo_weights_path();
+// Path of a file or folder of cnnvis's data ("scenes", "images/chelsea.png"), searched in the
+// same places. Throws cnnvis::Error if none has it.
+std::string data_path(const std::string& relative);
 
 }  // namespace cnnvis::demo

@@ -1,0 +1,156 @@
+#pragma once
+// Faithfulness metrics for attribution maps (`cnnvis evaluate`): the pointing game and its
+// energy variant against object masks, deletion and insertion curves, and the cascading
+// model-randomization sanity check. Every metric works on importance maps [H, W] (see
+// importance_map in cnnvis/method.hpp), so any registered method is evaluated the same way.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cnnvis/image.hpp"
+#include "cnnvis/method.hpp"
+#include "cnnvis/model.hpp"
+
+namespace cnnvis::eval {
+
+// ---- pointing game (Zhang et al. 2016, "Top-down neural attention by excitation backprop") --
+
+// The tolerance the paper uses, 15 pixels at 224 x 224, scaled to the shorter side.
+double default_margin(int64_t height, int64_t width);
+// A hit when the map's maximum lies within `margin` pixels (Euclidean) of the mask. Ties: a hit
+// when any maximal pixel is inside (a constant map points everywhere, so a constant map always
+// hits a non-empty mask; tests and the table use a random baseline to show chance level).
+// map and mask [H, W]; mask > 0.5 is the object.
+bool pointing_game(const at::Tensor& map, const at::Tensor& mask, double margin);
+// Energy-based pointing game (Wang et al. 2020, Score-CAM, section 5.2): the share of the
+// positive mass of the map inside the mask, sum(relu(map) * mask) / sum(relu(map)); 0 for a map
+// with no positive value.
+double energy_pointing_game(const at::Tensor& map, const at::Tensor& mask);
+
+// ---- deletion and insertion (Petsiuk et al. 2018, RISE, section 4.1) ----
+
+struct CurveOptions {
+  int64_t steps = 50;   // the curve has steps + 1 points, from 0 to all pixels changed
+  int64_t batch = 64;   // perturbed images per forward pass
+};
+struct Curve {
+  at::Tensor probability;  // [steps + 1] float64: softmax probability of the target class
+  double auc = 0;          // trapezoidal area under it, x from 0 to 1
+};
+// Deletion: starting from the input, pixels are set to 0 in normalized space (the dataset's mean
+// colour) in the order of the map, most important first; a faithful map makes the probability
+// drop fast (low AUC is good). Insertion: starting from a blurred copy (Gaussian, 11 x 11,
+// sigma 5, as RISE), the input's pixels come back in the same order (high AUC is good).
+// Pixels of equal importance go in raster order. input [1, 3, H, W] normalized, on the model's
+// device; map [H, W]. All points of one curve run as batches under InferenceMode.
+Curve deletion_curve(Model& model, const at::Tensor& input, int64_t target, const at::Tensor& map,
+                     const CurveOptions& options = {});
+Curve insertion_curve(Model& model, const at::Tensor& input, int64_t target,
+                      const at::Tensor& map, const CurveOptions& options = {});
+// RISE's blurred start image for insertion, [N, 3, H, W] -> same.
+at::Tensor rise_blur(const at::Tensor& input);
+// Trapezoidal area under a curve sampled at equal steps on [0, 1] (RISE's auc()).
+double curve_auc(const at::Tensor& curve);
+
+// ---- model randomization (Adebayo et al. 2018, "Sanity checks for saliency maps") ----
+
+// Spearman rank correlation of two maps of the same size (ties get their average rank).
+// 0 when either map is constant.
+double spearman(const at::Tensor& a, const at::Tensor& b);
+
+// The model's parameterized layers in forward order, each a group of parameter names: a
+// convolution or linear layer, with the 1-D-only layers (BatchNorm) that follow it joined to it.
+struct LayerGroup {
+  std::string name;                 // "features.0" (the layer with the weight matrix)
+  std::vector<std::string> params;  // "features.0.weight", "features.0.bias", "features.1.weight"
+};
+std::vector<LayerGroup> layer_groups(Model& model);
+
+// Re-initializes layer groups in place and puts every parameter back on destruction (also on
+// exceptions). Re-initialization, seeded: weights with dim >= 2 ~ N(0, 2 / fan_in) (He normal),
+// biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's default), BatchNorm scale 1 and shift
+// 0. Running statistics stay (they are data, not learned weights).
+class RandomizedLayers {
+ public:
+  explicit RandomizedLayers(Model& model);
+  ~RandomizedLayers();
+  RandomizedLayers(const RandomizedLayers&) = delete;
+  RandomizedLayers& operator=(const RandomizedLayers&) = delete;
+  void randomize(const LayerGroup& group, uint64_t seed);
+
+ private:
+  Model& model_;
+  std::vector<std::pair<at::Tensor, at::Tensor>> saved_;  // (parameter, original copy)
+};
+
+// ---- evaluating a method over a set of images ----
+
+// Images with object masks and the class each image is explained for.
+struct EvaluationSet {
+  at::Tensor images;              // [N, 3, H, W] RGB in [0, 1]
+  at::Tensor masks;               // [N, H, W], 1 on the object
+  std::vector<int64_t> targets;   // class per image
+  std::vector<std::string> names; // per image, for reports
+};
+// Held-out demo scenes (seeds from cnnvis::demo::kHeldOutSeed, never trained on), explained
+// for their true class.
+EvaluationSet demo_evaluation_set(int64_t count, int64_t size);
+// Every image of `folder` that has a mask next to it (`<stem>_mask.png`, object > 127),
+// resized as `preprocess` says (masks with nearest neighbour). The target is the class named
+// by the stem's last '_' part when it is one of class_names ("scene_1010_star" -> star),
+// else -1 (the caller uses the model's top-1). Throws cnnvis::Error naming the folder when it
+// has no image with a mask.
+EvaluationSet load_evaluation_set(const std::string& folder, const Preprocess& preprocess,
+                                  const std::vector<std::string>& class_names);
+
+// Importance maps for a batch: (model, normalized input [B,3,H,W], targets) -> [B, H, W].
+using MapFn = std::function<at::Tensor(Model& model, const at::Tensor& input,
+                                       const std::vector<int64_t>& targets)>;
+// A registered method as a MapFn (its importance maps for class-logit targets).
+MapFn method_maps(const MethodInfo& info, Method& method);
+// Reference maps: uniform noise (seeded per image, independent of the model) and a centred
+// Gaussian (sigma = a quarter of the side), the chance and centre-bias levels of the metrics.
+MapFn random_maps(uint64_t seed);
+MapFn center_maps();
+
+struct EvaluateOptions {
+  Preprocess preprocess;  // mean and std for normalizing the set's images
+  double margin = -1;     // pointing-game tolerance in pixels; < 0: default_margin
+  CurveOptions curve;
+  int64_t batch = 16;     // images per method call
+  bool sanity = true;     // run the cascading randomization
+  int64_t cascade = 0;    // layer groups randomized from the top; 0 = all
+  uint64_t seed = 0;      // re-initialization seed
+};
+
+struct Evaluation {
+  std::string method;
+  int64_t images = 0;
+  double pointing = 0;       // pointing-game hit rate
+  double energy = 0;         // mean energy-based pointing game
+  double deletion_auc = 0;   // mean; lower is better
+  double insertion_auc = 0;  // mean; higher is better
+  double ms_per_image = 0;   // time of the map computation (not of the metrics)
+  // Cascading randomization: after randomizing the top k layer groups (k = 1..K),
+  // cascade_layers[k-1] is the k-th group from the top and cascade_correlation[k-1] the mean
+  // Spearman correlation between the trained and the randomized model's maps (a method that
+  // explains the model drops towards 0).
+  std::vector<std::string> cascade_layers;
+  std::vector<double> cascade_correlation;
+  std::vector<int> hits;                // per image
+  std::vector<double> energies, deletion, insertion;  // per image
+};
+
+// (done, total) after every batch of maps.
+using EvaluateProgress = std::function<void(int64_t done, int64_t total)>;
+
+// Runs `maps` on every image of `set` (targets < 0 become the top-1 class) and scores it.
+// The model's parameters are unchanged afterwards.
+Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
+                    const EvaluationSet& set, const EvaluateOptions& options = {},
+                    const EvaluateProgress& progress = nullptr);
+
+}  // namespace cnnvis::eval

@@ -1,0 +1,498 @@
+// Faithfulness metrics; see include/cnnvis/evaluate.hpp.
+#include "cnnvis/evaluate.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <numeric>
+
+#include "cnnvis/demo/scenes.hpp"
+#include "cnnvis/demo/train.hpp"
+#include "cnnvis/error.hpp"
+
+namespace cnnvis {
+
+at::Tensor importance_map(const at::Tensor& raw, int64_t height, int64_t width) {
+  at::Tensor map;
+  if (raw.dim() == 3 && raw.size(0) == 3) {
+    map = raw.abs().sum(0);
+  } else if (raw.dim() == 3 && raw.size(0) == 1) {
+    map = raw[0];
+  } else if (raw.dim() == 2) {
+    map = raw;
+  } else {
+    throw Error("importance map: expected a raw result of shape [3,h,w], [1,h,w] or [h,w], got " +
+                c10::str(raw.sizes()) + "; give the method's MethodInfo an importance function");
+  }
+  map = map.detach().to(torch::kCPU, torch::kFloat);
+  if (map.size(0) != height || map.size(1) != width) {
+    map = torch::nn::functional::interpolate(
+              map.unsqueeze(0).unsqueeze(0),
+              torch::nn::functional::InterpolateFuncOptions()
+                  .size(std::vector<int64_t>{height, width})
+                  .mode(torch::kBilinear)
+                  .align_corners(false))[0][0];
+  }
+  return map.contiguous();
+}
+
+at::Tensor method_importance(const MethodInfo& info, const at::Tensor& raw, int64_t height,
+                             int64_t width) {
+  if (info.importance) {
+    return info.importance(raw, height, width).detach().to(torch::kCPU, torch::kFloat);
+  }
+  return importance_map(raw, height, width);
+}
+
+namespace eval {
+namespace {
+
+void check_map(const at::Tensor& map, const at::Tensor& mask, const char* what) {
+  if (map.dim() != 2 || mask.dim() != 2 || map.sizes() != mask.sizes()) {
+    throw usage_error(std::string(what) + ": expected a map and a mask of the same size [H, W], got " +
+                      c10::str(map.sizes()) + " and " + c10::str(mask.sizes()));
+  }
+}
+
+torch::Device device_of(Model& model, const at::Tensor& fallback) {
+  for (const auto& p : model.module().parameters()) return p.device();
+  return fallback.device();
+}
+
+// Softmax probability of `target` for the images start + (substrate - start) * changed(step)
+// at every step, in batches.
+Curve perturbation_curve(Model& model, const at::Tensor& start, const at::Tensor& substrate,
+                         int64_t target, const at::Tensor& map, const CurveOptions& o) {
+  if (start.dim() != 4 || start.size(0) != 1) {
+    throw usage_error("deletion/insertion: expected one input [1, 3, H, W], got " +
+                      c10::str(start.sizes()));
+  }
+  const int64_t h = start.size(2), w = start.size(3), n = h * w;
+  if (map.dim() != 2 || map.size(0) != h || map.size(1) != w) {
+    throw usage_error("deletion/insertion: the map " + c10::str(map.sizes()) +
+                      " does not match the input's " + std::to_string(h) + "x" +
+                      std::to_string(w));
+  }
+  if (o.steps < 1 || o.batch < 1) throw usage_error("deletion/insertion: steps and batch must be >= 1");
+  torch::InferenceMode guard;
+  // rank[p] = position of pixel p in the order (descending importance, ties in raster order).
+  const auto order = std::get<1>(map.reshape({n}).to(torch::kCPU, torch::kFloat)
+                                     .sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  auto rank = torch::empty({n}, torch::kLong);
+  rank.index_put_({order}, torch::arange(n, torch::kLong));
+  rank = rank.reshape({1, 1, h, w}).to(start.device());
+  std::vector<double> probs;
+  probs.reserve(o.steps + 1);
+  for (int64_t first = 0; first <= o.steps; first += o.batch) {
+    const int64_t count = std::min(o.batch, o.steps + 1 - first);
+    std::vector<int64_t> changed(count);
+    for (int64_t i = 0; i < count; ++i) {
+      changed[i] = static_cast<int64_t>(std::llround(static_cast<double>(first + i) * n / o.steps));
+    }
+    const auto limit = torch::tensor(changed, torch::kLong).to(start.device()).view({count, 1, 1, 1});
+    const auto replace = rank < limit;  // [count, 1, H, W]
+    const auto batch = torch::where(replace, substrate.expand({count, -1, -1, -1}),
+                                    start.expand({count, -1, -1, -1}));
+    const auto p = torch::softmax(model.forward(batch).output.to(torch::kDouble), 1)
+                       .select(1, target).to(torch::kCPU);
+    for (int64_t i = 0; i < count; ++i) probs.push_back(p[i].item<double>());
+  }
+  Curve curve;
+  curve.probability = torch::tensor(probs, torch::kDouble);
+  curve.auc = curve_auc(curve.probability);
+  return curve;
+}
+
+// Average ranks (1-based) of v, ties sharing their mean rank.
+std::vector<double> average_ranks(const std::vector<float>& v) {
+  std::vector<size_t> idx(v.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> ranks(v.size());
+  for (size_t i = 0; i < idx.size();) {
+    size_t j = i;
+    while (j + 1 < idx.size() && v[idx[j + 1]] == v[idx[i]]) ++j;
+    const double r = 0.5 * static_cast<double>(i + j) + 1.0;
+    for (size_t k = i; k <= j; ++k) ranks[idx[k]] = r;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+std::vector<float> to_vector(const at::Tensor& t) {
+  const auto c = t.detach().to(torch::kCPU, torch::kFloat).contiguous().reshape({-1});
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+std::string owner_of(const std::string& param) {
+  const auto dot = param.rfind('.');
+  return dot == std::string::npos ? "" : param.substr(0, dot);
+}
+
+}  // namespace
+
+double default_margin(int64_t height, int64_t width) {
+  return 15.0 * static_cast<double>(std::min(height, width)) / 224.0;
+}
+
+bool pointing_game(const at::Tensor& map_in, const at::Tensor& mask_in, double margin) {
+  check_map(map_in, mask_in, "pointing game");
+  const auto map = map_in.detach().to(torch::kCPU, torch::kFloat);
+  auto object = (mask_in.detach().to(torch::kCPU, torch::kFloat) > 0.5).to(torch::kFloat);
+  const int64_t r = static_cast<int64_t>(std::floor(std::max(0.0, margin)));
+  if (r > 0) {
+    // Dilate the mask by a disk of radius `margin`.
+    const auto coords = torch::arange(-r, r + 1, torch::kFloat);
+    const auto disk = ((coords.view({-1, 1}).pow(2) + coords.view({1, -1}).pow(2)) <=
+                       static_cast<float>(margin * margin))
+                          .to(torch::kFloat);
+    object = torch::conv2d(object.unsqueeze(0).unsqueeze(0), disk.unsqueeze(0).unsqueeze(0),
+                           {}, 1, r)[0][0] > 0.5;
+  } else {
+    object = object > 0.5;
+  }
+  const auto top = map.eq(map.max());
+  return (top & object).any().item<bool>();
+}
+
+double energy_pointing_game(const at::Tensor& map_in, const at::Tensor& mask_in) {
+  check_map(map_in, mask_in, "energy pointing game");
+  const auto positive = map_in.detach().to(torch::kCPU, torch::kDouble).clamp_min(0);
+  const auto object = (mask_in.detach().to(torch::kCPU, torch::kFloat) > 0.5).to(torch::kDouble);
+  const double total = positive.sum().item<double>();
+  if (!(total > 0)) return 0.0;
+  return (positive * object).sum().item<double>() / total;
+}
+
+double curve_auc(const at::Tensor& curve) {
+  const auto c = curve.to(torch::kCPU, torch::kDouble).reshape({-1});
+  const int64_t n = c.size(0);
+  if (n < 2) throw usage_error("curve AUC: need at least 2 points");
+  return (c.sum().item<double>() - 0.5 * c[0].item<double>() - 0.5 * c[n - 1].item<double>()) /
+         static_cast<double>(n - 1);
+}
+
+at::Tensor rise_blur(const at::Tensor& input) {
+  torch::NoGradGuard no_grad;
+  constexpr int64_t klen = 11;
+  constexpr double sigma = 5.0;
+  auto k = torch::arange(klen, torch::TensorOptions().dtype(input.scalar_type()).device(input.device())) -
+           static_cast<double>(klen / 2);
+  k = torch::exp(-k.pow(2) / (2 * sigma * sigma));
+  k = k / k.sum();
+  const auto kernel = (k.view({-1, 1}) * k.view({1, -1})).expand({input.size(1), 1, klen, klen});
+  // RISE convolves with zero padding (in normalized space: the mean colour).
+  return torch::conv2d(input, kernel.contiguous(), {}, 1, klen / 2, 1, input.size(1));
+}
+
+Curve deletion_curve(Model& model, const at::Tensor& input, int64_t target, const at::Tensor& map,
+                     const CurveOptions& options) {
+  return perturbation_curve(model, input, torch::zeros_like(input), target, map, options);
+}
+
+Curve insertion_curve(Model& model, const at::Tensor& input, int64_t target,
+                      const at::Tensor& map, const CurveOptions& options) {
+  return perturbation_curve(model, rise_blur(input), input, target, map, options);
+}
+
+double spearman(const at::Tensor& a, const at::Tensor& b) {
+  if (a.numel() != b.numel()) {
+    throw usage_error("spearman: maps of different sizes " + c10::str(a.sizes()) + " and " +
+                      c10::str(b.sizes()));
+  }
+  const auto ra = average_ranks(to_vector(a));
+  const auto rb = average_ranks(to_vector(b));
+  const double n = static_cast<double>(ra.size());
+  const double mean = (n + 1) / 2;
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < ra.size(); ++i) {
+    sab += (ra[i] - mean) * (rb[i] - mean);
+    saa += (ra[i] - mean) * (ra[i] - mean);
+    sbb += (rb[i] - mean) * (rb[i] - mean);
+  }
+  if (saa <= 0 || sbb <= 0) return 0.0;
+  return sab / std::sqrt(saa * sbb);
+}
+
+std::vector<LayerGroup> layer_groups(Model& model) {
+  std::map<std::string, int64_t> weight_dim;  // owner -> dim of its "weight"
+  const auto params = model.module().named_parameters(/*recurse=*/true);
+  for (const auto& p : params) {
+    if (p.key().size() > 7 && p.key().compare(p.key().size() - 7, 7, ".weight") == 0) {
+      weight_dim[owner_of(p.key())] = p.value().dim();
+    }
+  }
+  std::vector<LayerGroup> groups;
+  std::string current_owner;
+  for (const auto& p : params) {
+    const std::string owner = owner_of(p.key());
+    const auto it = weight_dim.find(owner);
+    const bool matrix = it != weight_dim.end() && it->second >= 2;
+    if (groups.empty() || (matrix && owner != current_owner)) {
+      groups.push_back({owner, {}});
+    }
+    if (matrix) current_owner = owner;
+    groups.back().params.push_back(p.key());
+  }
+  return groups;
+}
+
+RandomizedLayers::RandomizedLayers(Model& model) : model_(model) {}
+
+RandomizedLayers::~RandomizedLayers() {
+  torch::NoGradGuard no_grad;
+  for (auto& [param, original] : saved_) param.copy_(original);
+}
+
+void RandomizedLayers::randomize(const LayerGroup& group, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto params = model_.module().named_parameters(/*recurse=*/true);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& name : group.params) {
+    auto* found = params.find(name);
+    if (found == nullptr) throw Error("randomize: the model has no parameter " + name);
+    auto param = *found;
+    saved_.emplace_back(param, param.detach().clone());
+    const std::string owner = owner_of(name);
+    const auto* weight = params.find(owner + ".weight");
+    const bool matrix = weight != nullptr && weight->dim() >= 2;
+    const bool is_weight = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+    at::Tensor value;
+    if (matrix) {
+      const double fan_in = static_cast<double>(weight->numel() / weight->size(0));
+      const auto cpu = torch::TensorOptions().dtype(torch::kFloat);
+      if (is_weight) {
+        value = at::normal(0.0, std::sqrt(2.0 / fan_in), param.sizes(), gen, cpu);
+      } else {
+        const double bound = 1.0 / std::sqrt(fan_in);
+        value = (torch::rand(param.sizes(), gen, cpu) * 2 - 1) * bound;
+      }
+    } else {
+      value = is_weight ? torch::ones(param.sizes()) : torch::zeros(param.sizes());
+    }
+    param.copy_(value.to(param.device(), param.scalar_type()));
+  }
+}
+
+EvaluationSet demo_evaluation_set(int64_t count, int64_t size) {
+  const auto scenes = demo::make_scenes(demo::kHeldOutSeed, count, {size});
+  EvaluationSet set;
+  set.images = scenes.images;
+  set.masks = scenes.masks;
+  const auto& classes = demo::shape_classes();
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t label = scenes.labels[i].item<int64_t>();
+    set.targets.push_back(label);
+    set.names.push_back("held-out " + std::to_string(i) + " (" + classes[label] + ")");
+  }
+  return set;
+}
+
+EvaluationSet load_evaluation_set(const std::string& folder, const Preprocess& preprocess,
+                                  const std::vector<std::string>& class_names) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) {
+    throw usage_error("--images " + folder + ": not a folder; name a folder of images with "
+                      "<stem>_mask.png masks");
+  }
+  std::vector<fs::path> paths;
+  static const std::vector<std::string> kImageExtensions = {".png", ".jpg", ".jpeg", ".bmp",
+                                                            ".tif", ".tiff", ".webp"};
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    if (!entry.is_regular_file()) continue;
+    const auto stem = entry.path().stem().string();
+    const auto ext = entry.path().extension().string();
+    if (std::find(kImageExtensions.begin(), kImageExtensions.end(), ext) ==
+        kImageExtensions.end()) {
+      continue;
+    }
+    if (stem.size() >= 5 && stem.compare(stem.size() - 5, 5, "_mask") == 0) continue;
+    if (fs::exists(entry.path().parent_path() / (stem + "_mask.png"))) {
+      paths.push_back(entry.path());
+    }
+  }
+  if (paths.empty()) {
+    throw usage_error("--images " + folder + ": no image with a mask (<stem>_mask.png next to "
+                      "<stem>.png); the demo scenes in data/scenes/ show the layout");
+  }
+  std::sort(paths.begin(), paths.end());
+  std::vector<at::Tensor> images, masks;
+  EvaluationSet set;
+  for (const auto& path : paths) {
+    images.push_back(resize_image(load_image(path.string()), preprocess));
+    const auto mask_path = path.parent_path() / (path.stem().string() + "_mask.png");
+    auto mask = load_image(mask_path.string())[0];
+    // Nearest-neighbour resize of the mask to the image's geometry.
+    const int64_t mh = mask.size(0), mw = mask.size(1);
+    int64_t out_h = preprocess.size, out_w = preprocess.size;
+    if (preprocess.resize > 0) {
+      const double s = static_cast<double>(preprocess.resize) / static_cast<double>(std::min(mh, mw));
+      out_h = std::max<int64_t>(1, std::llround(mh * s));
+      out_w = std::max<int64_t>(1, std::llround(mw * s));
+    }
+    mask = torch::nn::functional::interpolate(
+               mask.unsqueeze(0).unsqueeze(0),
+               torch::nn::functional::InterpolateFuncOptions()
+                   .size(std::vector<int64_t>{out_h, out_w})
+                   .mode(torch::kNearest))[0][0];
+    if (preprocess.resize > 0) {
+      const int64_t c = preprocess.crop;
+      const int64_t top = (out_h - c) / 2, left = (out_w - c) / 2;
+      if (top < 0 || left < 0) throw usage_error("--crop larger than the resized mask " + mask_path.string());
+      mask = mask.slice(0, top, top + c).slice(1, left, left + c);
+    }
+    masks.push_back((mask > 0.5).to(torch::kFloat));
+    const auto stem = path.stem().string();
+    const auto us = stem.rfind('_');
+    const std::string last = us == std::string::npos ? stem : stem.substr(us + 1);
+    const auto it = std::find(class_names.begin(), class_names.end(), last);
+    set.targets.push_back(it == class_names.end() ? -1 : it - class_names.begin());
+    set.names.push_back(path.filename().string());
+  }
+  set.images = torch::stack(images);
+  set.masks = torch::stack(masks);
+  return set;
+}
+
+MapFn method_maps(const MethodInfo& info, Method& method) {
+  return [&info, &method](Model& model, const at::Tensor& input,
+                          const std::vector<int64_t>& targets) {
+    const auto raw = method.attribute(model, input, Target::class_logits(targets)).detach();
+    const int64_t h = input.size(2), w = input.size(3);
+    std::vector<at::Tensor> maps;
+    for (int64_t i = 0; i < input.size(0); ++i) {
+      maps.push_back(method_importance(info, raw[i], h, w));
+    }
+    return torch::stack(maps);
+  };
+}
+
+MapFn random_maps(uint64_t seed) {
+  return [seed](Model&, const at::Tensor& input, const std::vector<int64_t>&) {
+    std::vector<at::Tensor> maps;
+    for (int64_t i = 0; i < input.size(0); ++i) {
+      // Seeded by the image's content, so the same image gets the same map in every run.
+      const double content = input[i].to(torch::kCPU, torch::kDouble).abs().sum().item<double>();
+      const uint64_t image_key = static_cast<uint64_t>(std::llround(content * 1000.0));
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(seed ^ (image_key * 0x9E3779B97F4A7C15ull));
+      maps.push_back(torch::rand({input.size(2), input.size(3)}, gen, torch::kFloat));
+    }
+    return torch::stack(maps);
+  };
+}
+
+MapFn center_maps() {
+  return [](Model&, const at::Tensor& input, const std::vector<int64_t>&) {
+    const int64_t h = input.size(2), w = input.size(3);
+    const auto y = (torch::arange(h, torch::kFloat) - (h - 1) / 2.0f) / (h / 4.0f);
+    const auto x = (torch::arange(w, torch::kFloat) - (w - 1) / 2.0f) / (w / 4.0f);
+    const auto map = torch::exp(-0.5 * (y.view({-1, 1}).pow(2) + x.view({1, -1}).pow(2)));
+    return map.unsqueeze(0).expand({input.size(0), h, w}).contiguous();
+  };
+}
+
+Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
+                    const EvaluationSet& set, const EvaluateOptions& o,
+                    const EvaluateProgress& progress) {
+  const int64_t n = set.images.size(0);
+  const int64_t h = set.images.size(2), w = set.images.size(3);
+  if (set.images.dim() != 4 || set.masks.dim() != 3 || set.masks.size(0) != n ||
+      set.masks.size(1) != h || set.masks.size(2) != w ||
+      static_cast<int64_t>(set.targets.size()) != n) {
+    throw usage_error("evaluate: images [N,3,H,W], masks [N,H,W] and N targets expected");
+  }
+  if (o.batch < 1) throw usage_error("evaluate: batch must be >= 1");
+  const auto device = device_of(model, set.images);
+  const auto inputs = normalize(set.images, o.preprocess);
+  const double margin = o.margin < 0 ? default_margin(h, w) : o.margin;
+
+  std::vector<int64_t> targets = set.targets;
+  for (int64_t i = 0; i < n; ++i) {
+    if (targets[i] < 0) {
+      torch::InferenceMode guard;
+      targets[i] = model.forward(inputs.slice(0, i, i + 1).to(device)).output.argmax(1)
+                       .item<int64_t>();
+    }
+  }
+  std::vector<LayerGroup> groups;
+  int64_t cascade = 0;
+  if (o.sanity) {
+    groups = layer_groups(model);
+    cascade = o.cascade > 0 ? std::min<int64_t>(o.cascade, groups.size())
+                            : static_cast<int64_t>(groups.size());
+  }
+  const int64_t total = n * (2 + cascade);
+  int64_t done = 0;
+  double seconds = 0;
+
+  // Maps of every image, batched; `timed` adds to `seconds`.
+  auto all_maps = [&](bool timed) {
+    std::vector<at::Tensor> out;
+    for (int64_t first = 0; first < n; first += o.batch) {
+      const int64_t last = std::min(n, first + o.batch);
+      const auto x = inputs.slice(0, first, last).to(device);
+      const std::vector<int64_t> t(targets.begin() + first, targets.begin() + last);
+      const auto start = std::chrono::steady_clock::now();
+      auto m = maps(model, x, t);
+      m = m.to(torch::kCPU, torch::kFloat);  // waits for the device
+      seconds += timed ? std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                             .count()
+                       : 0.0;
+      if (m.dim() != 3 || m.size(0) != last - first || m.size(1) != h || m.size(2) != w) {
+        throw Error("evaluate " + name + ": the maps have shape " + c10::str(m.sizes()) +
+                    ", expected [" + std::to_string(last - first) + ", " + std::to_string(h) +
+                    ", " + std::to_string(w) + "]");
+      }
+      out.push_back(m);
+      done += last - first;
+      if (progress) progress(done, total);
+    }
+    return torch::cat(out);
+  };
+
+  Evaluation result;
+  result.method = name;
+  result.images = n;
+  const auto trained = all_maps(true);
+  result.ms_per_image = 1000.0 * seconds / static_cast<double>(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto map = trained[i];
+    const auto mask = set.masks[i];
+    result.hits.push_back(pointing_game(map, mask, margin) ? 1 : 0);
+    result.energies.push_back(energy_pointing_game(map, mask));
+    const auto x = inputs.slice(0, i, i + 1).to(device);
+    result.deletion.push_back(deletion_curve(model, x, targets[i], map, o.curve).auc);
+    result.insertion.push_back(insertion_curve(model, x, targets[i], map, o.curve).auc);
+    if (progress) progress(++done, total);
+  }
+  auto mean = [](const auto& v) {
+    return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  };
+  result.pointing = mean(result.hits);
+  result.energy = mean(result.energies);
+  result.deletion_auc = mean(result.deletion);
+  result.insertion_auc = mean(result.insertion);
+
+  if (cascade > 0) {
+    RandomizedLayers randomized(model);
+    for (int64_t k = 0; k < cascade; ++k) {
+      const auto& group = groups[groups.size() - 1 - k];
+      randomized.randomize(group, o.seed + static_cast<uint64_t>(k));
+      const auto random = all_maps(false);
+      double sum = 0;
+      for (int64_t i = 0; i < n; ++i) sum += spearman(trained[i], random[i]);
+      result.cascade_layers.push_back(group.name);
+      result.cascade_correlation.push_back(sum / static_cast<double>(n));
+    }
+  }
+  return result;
+}
+
+}  // namespace eval
+}  // namespace cnnvis

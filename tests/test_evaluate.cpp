@@ -1,0 +1,251 @@
+// Faithfulness metrics (cnnvis/evaluate.hpp) on hand-made maps with known answers, and on the
+// demo model.
+#include <gtest/gtest.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include "cnnvis/demo/scenes.hpp"
+#include "cnnvis/demo/train.hpp"
+#include "cnnvis/error.hpp"
+#include "cnnvis/evaluate.hpp"
+#include "cnnvis/method.hpp"
+#include "cnnvis/models/zoo.hpp"
+
+namespace cnnvis {
+namespace {
+
+using namespace eval;
+
+std::unique_ptr<Model> trained_demo() {
+  auto model = make_model("demo");
+  load_weights(*model, demo::demo_weights_path());
+  return model;
+}
+
+// A 20 x 20 mask with the object at rows 5..9, columns 5..9.
+at::Tensor square_mask() {
+  auto mask = torch::zeros({20, 20});
+  mask.slice(0, 5, 10).slice(1, 5, 10).fill_(1);
+  return mask;
+}
+
+TEST(Evaluate, PointingGameHitsInsideAndWithinTheMarginOnly) {
+  const auto mask = square_mask();
+  EXPECT_TRUE(pointing_game(mask.clone(), mask, 0));  // the mask itself: every maximum inside
+  auto map = torch::zeros({20, 20});
+  map[7][7] = 1;
+  EXPECT_TRUE(pointing_game(map, mask, 0));
+  map.zero_();
+  map[7][12] = 1;  // 3 pixels right of the object's last column (9)
+  EXPECT_FALSE(pointing_game(map, mask, 2.9));
+  EXPECT_TRUE(pointing_game(map, mask, 3));
+  map.zero_();
+  map[12][12] = 1;  // diagonal distance sqrt(18) = 4.24 from (9, 9)
+  EXPECT_FALSE(pointing_game(map, mask, 4.2));
+  EXPECT_TRUE(pointing_game(map, mask, 4.3));
+  EXPECT_NEAR(default_margin(224, 224), 15.0, 1e-12);
+  EXPECT_NEAR(default_margin(96, 128), 15.0 * 96 / 224, 1e-12);
+  EXPECT_THROW(pointing_game(torch::zeros({20, 21}), mask, 0), Error);
+}
+
+TEST(Evaluate, EnergyPointingGameIsTheShareOfPositiveMassInside) {
+  const auto mask = square_mask();
+  EXPECT_DOUBLE_EQ(energy_pointing_game(mask.clone(), mask), 1.0);
+  auto map = torch::zeros({20, 20});
+  map[7][7] = 3;    // inside
+  map[0][0] = 1;    // outside
+  map[0][1] = -5;   // negative: ignored
+  EXPECT_DOUBLE_EQ(energy_pointing_game(map, mask), 0.75);
+  EXPECT_DOUBLE_EQ(energy_pointing_game(-torch::ones({20, 20}), mask), 0.0);
+}
+
+TEST(Evaluate, CurveAucIsTheTrapezoidRule) {
+  EXPECT_NEAR(curve_auc(torch::linspace(0, 1, 11, torch::kDouble)), 0.5, 1e-12);
+  EXPECT_NEAR(curve_auc(torch::ones({5})), 1.0, 1e-12);
+  // RISE's formula: (sum - first/2 - last/2) / (n - 1).
+  EXPECT_NEAR(curve_auc(torch::tensor({1.0, 0.0, 0.0})), 0.25, 1e-12);
+  EXPECT_THROW(curve_auc(torch::ones({1})), Error);
+}
+
+TEST(Evaluate, SpearmanWithTiesMatchesHandComputedValues) {
+  EXPECT_NEAR(spearman(torch::tensor({1.0, 2.0, 3.0, 4.0}), torch::tensor({10.0, 20.0, 30.0, 40.0})),
+              1.0, 1e-12);
+  EXPECT_NEAR(spearman(torch::tensor({1.0, 2.0, 3.0, 4.0}), torch::tensor({4.0, 3.0, 2.0, 1.0})), -1.0,
+              1e-12);
+  // a ranks 1, 2, 3, 4; b = (1, 1, 2, 3) ranks 1.5, 1.5, 3, 4 (scipy.stats.spearmanr: 0.9486833)
+  EXPECT_NEAR(spearman(torch::tensor({1.0, 2.0, 3.0, 4.0}), torch::tensor({1.0, 1.0, 2.0, 3.0})),
+              0.9486832980505138, 1e-12);
+  EXPECT_EQ(spearman(torch::ones({4}), torch::tensor({1.0, 2.0, 3.0, 4.0})), 0.0);
+  EXPECT_THROW(spearman(torch::ones({4}), torch::ones({5})), Error);
+}
+
+TEST(Evaluate, ImportanceMapReducesChannelsAndResizes) {
+  auto grad = torch::zeros({3, 4, 4});
+  grad[0][1][2] = -2;
+  grad[2][1][2] = 1;
+  const auto map = importance_map(grad, 4, 4);
+  EXPECT_EQ(map.sizes(), (std::vector<int64_t>{4, 4}));
+  EXPECT_FLOAT_EQ(map[1][2].item<float>(), 3.0f);
+  EXPECT_FLOAT_EQ(map.sum().item<float>(), 3.0f);
+  const auto cam = importance_map(torch::ones({1, 2, 2}), 8, 8);  // CAM at layer resolution
+  EXPECT_EQ(cam.sizes(), (std::vector<int64_t>{8, 8}));
+  EXPECT_TRUE(torch::allclose(cam, torch::ones({8, 8})));
+  EXPECT_THROW(importance_map(torch::ones({2, 3, 4, 4}), 4, 4), Error);
+}
+
+// A hand-made model whose evidence is known: the logit of class 0 is 0.2 x the sum of channel 0
+// over a 5 x 5 region R of a 20 x 20 input; class 1's logit is 0. Only R's pixels matter.
+class RegionModel : public Model {
+ public:
+  std::string name() const override { return "region"; }
+  int64_t num_classes() const override { return 2; }
+  std::vector<LayerInfo> layers() const override { return {{"score", "Linear", 0, true, {}}}; }
+  torch::nn::Module& module() override { return module_; }
+  std::string default_cam_layer() const override { return "score"; }
+
+ protected:
+  ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>&) override {
+    const auto logit0 = 0.2 * x.select(1, 0).slice(1, 5, 10).slice(2, 5, 10).sum({1, 2});
+    ForwardResult r;
+    r.output = torch::stack({logit0, torch::zeros_like(logit0)}, 1);
+    return r;
+  }
+  at::Tensor forward_from_impl(const std::string&, const at::Tensor& a) override { return a; }
+  void apply_relu_mode(ReluMode) override {}
+
+ private:
+  torch::nn::Module module_;
+};
+
+double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
+
+// The mask as a map beats a random map on deletion and insertion, and its deletion curve is
+// the hand-computed one.
+TEST(Evaluate, MaskMapBeatsRandomMapOnDeletionAndInsertion) {
+  RegionModel model;
+  auto x = torch::zeros({1, 3, 20, 20});
+  x[0][0].slice(0, 5, 10).slice(1, 5, 10).fill_(1);  // logit0 = 0.2 * 25 = 5
+  const auto mask = square_mask();
+  const auto noise = torch::rand({20, 20}, at::make_generator<at::CPUGeneratorImpl>(3));
+  const CurveOptions options{20, 8};  // 20 pixels per step
+  // Deletion in the mask's order: R's 25 pixels go first (raster order among ties), 20 per
+  // step: logit 5, then 1 (5 pixels of R left), then 0 for the remaining 19 points.
+  const auto del = deletion_curve(model, x, 0, mask, options);
+  ASSERT_EQ(del.probability.size(0), 21);
+  EXPECT_NEAR(del.probability[0].item<double>(), sigmoid(5), 1e-6);
+  EXPECT_NEAR(del.probability[1].item<double>(), sigmoid(1), 1e-6);
+  EXPECT_NEAR(del.probability[20].item<double>(), 0.5, 1e-6);
+  EXPECT_NEAR(del.auc, (sigmoid(5) / 2 + sigmoid(1) + 18 * 0.5 + 0.25) / 20, 1e-6);
+  const auto del_random = deletion_curve(model, x, 0, noise, options);
+  EXPECT_LT(del.auc, del_random.auc - 0.1);
+  // Insertion in the mask's order: R is back after two steps, then the full logit stays.
+  const auto ins = insertion_curve(model, x, 0, mask, options);
+  for (int64_t k = 2; k <= 20; ++k) EXPECT_NEAR(ins.probability[k].item<double>(), sigmoid(5), 1e-6);
+  const double blurred = 0.2 * rise_blur(x)[0][0].slice(0, 5, 10).slice(1, 5, 10).sum().item<double>();
+  EXPECT_NEAR(ins.probability[0].item<double>(), sigmoid(blurred), 1e-6);
+  EXPECT_GT(ins.auc, insertion_curve(model, x, 0, noise, options).auc + 0.03);
+  // A map that ranks R last is the worst possible order.
+  EXPECT_GT(deletion_curve(model, x, 0, 1 - mask, options).auc, del_random.auc);
+}
+
+// Curve end points on the demo model: nothing changed yet / everything changed.
+TEST(Evaluate, CurvesStartAtTheInputAndEndAtTheSubstrate) {
+  auto model = trained_demo();
+  const auto set = demo_evaluation_set(1, demo::kDemoSize);
+  const auto x = normalize(set.images, demo::demo_preprocess());
+  const int64_t t = set.targets[0];
+  auto prob = [&](const at::Tensor& input) {
+    return torch::softmax(model->forward(input).output.to(torch::kDouble), 1)[0][t].item<double>();
+  };
+  const auto del = deletion_curve(*model, x, t, set.masks[0], {4, 3});
+  EXPECT_NEAR(del.probability[0].item<double>(), prob(x), 1e-6);
+  EXPECT_NEAR(del.probability[4].item<double>(), prob(torch::zeros_like(x)), 1e-6);
+  const auto ins = insertion_curve(*model, x, t, set.masks[0], {4, 3});
+  EXPECT_NEAR(ins.probability[0].item<double>(), prob(rise_blur(x)), 1e-6);
+  EXPECT_NEAR(ins.probability[4].item<double>(), prob(x), 1e-6);
+  EXPECT_THROW(deletion_curve(*model, x, t, torch::zeros({5, 5})), Error);
+}
+
+TEST(Evaluate, RiseBlurKeepsAConstantInteriorAndSmoothsEdges) {
+  auto x = torch::ones({1, 3, 32, 32});
+  const auto blurred = rise_blur(x);
+  EXPECT_NEAR(blurred[0][0][16][16].item<float>(), 1.0f, 1e-5);  // interior: weights sum to 1
+  EXPECT_LT(blurred[0][0][0][0].item<float>(), 0.5f);             // zero padding at the border
+}
+
+TEST(Evaluate, LayerGroupsJoinBatchNormToItsConvolutionAndRandomizationRestores) {
+  auto model = trained_demo();
+  const auto groups = layer_groups(*model);
+  std::vector<std::string> names;
+  for (const auto& g : groups) names.push_back(g.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"features.0", "features.4", "features.8",
+                                             "features.12", "features.15", "classifier.0",
+                                             "classifier.2"}));
+  EXPECT_EQ(groups[0].params, (std::vector<std::string>{"features.0.weight", "features.0.bias",
+                                                        "features.1.weight", "features.1.bias"}));
+  const auto x = normalize(demo::make_scene(3, {96}).image, demo::demo_preprocess()).unsqueeze(0);
+  const auto before = model->forward(x).output.clone();
+  {
+    RandomizedLayers randomized(*model);
+    randomized.randomize(groups.back(), 1);
+    randomized.randomize(groups[0], 2);
+    EXPECT_FALSE(torch::allclose(model->forward(x).output, before));
+    const auto params = model->module().named_parameters();
+    EXPECT_TRUE(torch::equal(params["features.1.weight"], torch::ones({16})));  // BN scale 1
+    const auto w = params["classifier.2.weight"];  // He normal, fan_in 64
+    EXPECT_NEAR(w.std().item<double>(), std::sqrt(2.0 / 64), 0.03);
+  }
+  EXPECT_TRUE(torch::equal(model->forward(x).output, before));
+}
+
+// Vanilla backprop on the trained demo model points at the object far more often than a random
+// map, and its insertion curve is higher (the done-when of the evaluate command).
+TEST(Evaluate, VanillaOnTheDemoModelBeatsARandomMap) {
+  auto model = trained_demo();
+  const auto set = demo_evaluation_set(16, demo::kDemoSize);
+  EvaluateOptions options;
+  options.preprocess = demo::demo_preprocess();
+  options.curve = {10, 11};
+  options.cascade = 2;
+  const auto& info = find_method("vanilla");
+  auto method = info.make({});
+  int64_t calls = 0;
+  const auto vanilla = evaluate(*model, "vanilla", method_maps(info, *method), set, options,
+                                [&](int64_t done, int64_t total) {
+                                  ++calls;
+                                  EXPECT_LE(done, total);
+                                });
+  options.sanity = false;
+  const auto random = evaluate(*model, "random", random_maps(0), set, options);
+  EXPECT_GT(calls, 0);
+  EXPECT_EQ(vanilla.images, 16);
+  EXPECT_EQ(vanilla.hits.size(), 16u);
+  EXPECT_GT(vanilla.pointing, random.pointing + 0.3);
+  EXPECT_GE(vanilla.pointing, 0.8);
+  EXPECT_GT(vanilla.insertion_auc, random.insertion_auc);
+  EXPECT_GT(vanilla.energy, random.energy);
+  EXPECT_EQ(vanilla.cascade_layers, (std::vector<std::string>{"classifier.2", "classifier.0"}));
+  EXPECT_EQ(vanilla.cascade_correlation.size(), 2u);
+  EXPECT_LT(vanilla.cascade_correlation[1], 0.99);
+  EXPECT_TRUE(random.cascade_layers.empty());
+  // The random baseline depends on the image only, so it is reproducible.
+  const auto again = evaluate(*model, "random", random_maps(0), set, options);
+  EXPECT_EQ(again.hits, random.hits);
+}
+
+TEST(Evaluate, FolderSetReadsMasksAndClassesFromFileNames) {
+  const auto set = load_evaluation_set(demo::data_path("scenes"), demo::demo_preprocess(),
+                                       demo::shape_classes());
+  ASSERT_EQ(set.images.size(0), 8);
+  EXPECT_EQ(set.masks.sizes(), (std::vector<int64_t>{8, 96, 96}));
+  EXPECT_EQ(set.names[0], "scene_1000_square.png");
+  EXPECT_EQ(set.targets[0], 1);  // square
+  // The committed scenes are the generator's: same mask as make_scene(1000).
+  const auto scene = demo::make_scene(1000, {96});
+  EXPECT_TRUE(torch::equal(set.masks[0], scene.mask));
+  EXPECT_THROW(load_evaluation_set(CNNVIS_SOURCE_DIR "/include", demo::demo_preprocess(), {}),
+               Error);
+}
+
+}  // namespace
+}  // namespace cnnvis

@@ -1,0 +1,199 @@
+// cnnvis demo: every registered method on a set of images, as an HTML gallery (gallery.hpp).
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+#include "cnnvis/demo/train.hpp"
+#include "cnnvis/error.hpp"
+#include "cnnvis/image.hpp"
+#include "cnnvis/imagenet.hpp"
+#include "cnnvis/io/file.hpp"
+#include "cnnvis/method.hpp"
+#include "common.hpp"
+#include "gallery.hpp"
+
+namespace cnnvis::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct DemoOptions {
+  ModelOptions model;
+  InputOptions input;
+  std::string images;  // folder; default: the demo scenes (demo model) or the sample photos
+  std::string methods;
+  std::string target;
+  std::string out = "demo";
+};
+
+bool is_image_file(const fs::path& path) {
+  static const std::set<std::string> kExtensions = {".png", ".jpg", ".jpeg", ".bmp",
+                                                    ".tif", ".tiff", ".webp"};
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  const auto stem = path.stem().string();
+  const bool mask = stem.size() >= 5 && stem.compare(stem.size() - 5, 5, "_mask") == 0;
+  return kExtensions.count(ext) > 0 && !mask;
+}
+
+std::vector<fs::path> list_images(const std::string& folder) {
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) {
+    throw usage_error("--images " + folder + ": not a folder; name a folder of PNG/JPEG images");
+  }
+  std::vector<fs::path> paths;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    if (entry.is_regular_file() && is_image_file(entry.path())) paths.push_back(entry.path());
+  }
+  if (paths.empty()) {
+    throw usage_error("--images " + folder + ": no PNG, JPEG, BMP, TIFF or WebP image in it");
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+// A file-name and URL-safe stem, unique among `taken`.
+std::string safe_stem(const fs::path& path, std::set<std::string>& taken) {
+  std::string stem = path.stem().string();
+  for (char& c : stem) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+  }
+  std::string unique = stem;
+  for (int i = 2; taken.count(unique) > 0; ++i) unique = stem + "-" + std::to_string(i);
+  taken.insert(unique);
+  return unique;
+}
+
+std::string class_label(int64_t index, const std::vector<std::string>& names) {
+  return index < static_cast<int64_t>(names.size()) ? names[index]
+                                                    : "class " + std::to_string(index);
+}
+
+void run_demo(const DemoOptions& o, const std::string& command_line) {
+  const auto method_names = parse_method_list(o.methods, "--methods");
+  const std::string folder =
+      !o.images.empty() ? o.images
+                        : demo::data_path(o.model.arch == "demo" ? "scenes" : "images");
+  const auto paths = list_images(folder);
+  const Preprocess pre = to_preprocess(o.input, o.model.arch);
+  std::vector<std::unique_ptr<Method>> instances;
+  for (const auto& name : method_names) instances.push_back(make_method(name));
+  auto model = load_model(o.model);
+  prepare_out_dir(o.out);
+  fs::create_directories(fs::path(o.out) / "images");
+  const torch::Device device(device_string(o.model));
+  const auto names = model->class_names();
+  const bool tty = isatty(fileno(stderr));
+
+  std::vector<double> total_ms(method_names.size(), 0.0);
+  json images = json::array();
+  std::set<std::string> taken;
+  std::cerr << "demo: " << method_names.size() << " method(s) on " << paths.size()
+            << " image(s) from " << folder << " with " << model->name() << "\n";
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const auto& path = paths[i];
+    const auto rgb = resize_image(load_image(path.string()), pre);
+    const auto x = normalize(rgb, pre).unsqueeze(0).to(device);
+    torch::Tensor probs;
+    {
+      torch::InferenceMode guard;
+      probs = torch::softmax(model->forward(x).output.to(torch::kCPU, torch::kDouble), 1)[0];
+    }
+    const int64_t target = o.target.empty() ? probs.argmax().item<int64_t>()
+                                            : resolve_class(o.target, names, model->num_classes());
+    const std::string stem = safe_stem(path, taken);
+    const std::string input_file = "images/" + stem + ".png";
+    save_png((fs::path(o.out) / input_file).string(), rgb);
+    std::string timing;
+    for (size_t m = 0; m < method_names.size(); ++m) {
+      const MethodInfo& info = find_method(method_names[m]);
+      if (tty) {
+        std::fprintf(stderr, "\rdemo: [%zu/%zu] %s: %s (%zu/%zu)...\033[K", i + 1, paths.size(),
+                     stem.c_str(), info.name.c_str(), m + 1, method_names.size());
+      }
+      const auto start = std::chrono::steady_clock::now();
+      const auto raw = instances[m]->attribute(*model, x, Target::class_logit(target))
+                           .detach().to(torch::kCPU);
+      const double ms = 1000.0 * std::chrono::duration<double>(
+                                     std::chrono::steady_clock::now() - start).count();
+      total_ms[m] += ms;
+      timing += " " + info.name + " " + std::to_string(static_cast<int64_t>(ms + 0.5)) + " ms";
+      for (const auto& view : info.views) {
+        save_png((fs::path(o.out) / gallery_picture(stem, info.name, view.name)).string(),
+                 view.render(raw[0], rgb));
+      }
+    }
+    std::fprintf(stderr, "%sdemo: [%zu/%zu] %s: %s (%.2f);%s%s\n", tty ? "\r" : "", i + 1,
+                 paths.size(), stem.c_str(), class_label(target, names).c_str(),
+                 probs[target].item<double>(), timing.c_str(), tty ? "\033[K" : "");
+    images.push_back({{"stem", stem},
+                      {"file", input_file},
+                      {"source", path.string()},
+                      {"target", target},
+                      {"target_name", class_label(target, names)},
+                      {"probability", probs[target].item<double>()}});
+  }
+
+  json methods_json = json::array();
+  for (size_t m = 0; m < method_names.size(); ++m) {
+    const MethodInfo& info = find_method(method_names[m]);
+    json views = json::array();
+    for (const auto& view : info.views) {
+      views.push_back({{"name", view.name},
+                       {"title", title_of(view.description)},
+                       {"description", view.description}});
+    }
+    methods_json.push_back({{"name", info.name},
+                            {"title", title_of(info.summary)},
+                            {"summary", info.summary},
+                            {"paper", info.paper},
+                            {"ms_per_image", total_ms[m] / static_cast<double>(paths.size())},
+                            {"views", views}});
+  }
+  const json gallery = {{"model", model->name()},
+                        {"weights", o.model.weights},
+                        {"size", pre.resize > 0 ? pre.crop : pre.size},
+                        {"device", device.str()},
+                        {"threads", at::get_num_threads()},
+                        {"command", command_line},
+                        {"images", images},
+                        {"methods", methods_json}};
+  write_file_atomic((fs::path(o.out) / "gallery.json").string(), gallery.dump(1) + "\n");
+  write_gallery_pages(o.out);
+  std::cout << "wrote " << (fs::path(o.out) / "index.html").string() << " (" << paths.size()
+            << " images x " << method_names.size() << " methods; open it in a browser)\n";
+}
+
+}  // namespace
+
+void setup_demo(CLI::App& app) {
+  auto o = std::make_shared<DemoOptions>();
+  auto* sub = app.add_subcommand(
+      "demo",
+      "run every method on a set of images and write an HTML gallery (rows: method and view,\n"
+      "columns: images), one page per image, and each method's time\n"
+      "  e.g. cnnvis demo                      (the built-in demo model on its shape scenes)\n"
+      "       cnnvis demo --model vgg16 --weights vgg16-397923af.pth --images photos/\n"
+      "  then open demo/index.html; `cnnvis evaluate` adds an evaluation page");
+  add_model_options(*sub, o->model, "demo");
+  sub->add_option("--images,-i", o->images,
+                  "folder of images (files ending in _mask are skipped); default: the demo "
+                  "scenes for --model demo, else the sample photos in data/images");
+  sub->add_option("--methods", o->methods,
+                  "comma-separated methods (see `cnnvis list`); default: all");
+  sub->add_option("--target,-t", o->target,
+                  "class to explain in every image (index or name); default: each image's top-1");
+  sub->add_option("--out,-o", o->out, "gallery folder (created if missing)")
+      ->capture_default_str();
+  add_input_options(*sub, o->input);
+  sub->callback([o] { run_demo(*o, command_line()); });
+}
+
+}  // namespace cnnvis::cli

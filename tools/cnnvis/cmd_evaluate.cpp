@@ -1,0 +1,236 @@
+// cnnvis evaluate: faithfulness metrics of every method against object masks (evaluate.hpp).
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "cnnvis/demo/train.hpp"
+#include "cnnvis/error.hpp"
+#include "cnnvis/evaluate.hpp"
+#include "cnnvis/io/file.hpp"
+#include "cnnvis/method.hpp"
+#include "common.hpp"
+#include "gallery.hpp"
+
+namespace cnnvis::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct EvaluateCliOptions {
+  ModelOptions model;
+  InputOptions input;
+  std::string images;
+  int64_t count = 100;
+  std::string methods;
+  int64_t steps = 50;
+  double margin = -1;
+  int64_t batch = 16;
+  int64_t cascade = 0;
+  bool no_sanity = false;
+  bool no_baselines = false;
+  uint64_t seed = 0;
+  std::string json_path;
+  std::string gallery = "demo";
+};
+
+const char* kLegend =
+    "pointing game: share of images whose map maximum is on the object (within the margin); "
+    "energy: share of the positive map mass on the object; deletion/insertion AUC: area under "
+    "the target-class probability as pixels are removed / inserted in the map's order (RISE); "
+    "rank correlation: Spearman correlation with the map of a model whose top layer / all "
+    "layers were re-initialized (a faithful method drops towards 0); ms per image: the map "
+    "alone. Baselines: a random map and a centred Gaussian.";
+
+std::string cell(double value, int digits = 3) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
+  return buffer;
+}
+
+std::string correlation(const eval::Evaluation& e, bool last) {
+  if (e.cascade_correlation.empty()) return "-";
+  return cell(last ? e.cascade_correlation.back() : e.cascade_correlation.front(), 2);
+}
+
+void run_evaluate(const EvaluateCliOptions& o) {
+  const auto method_names = parse_method_list(o.methods, "--methods");
+  if (o.count < 1) throw usage_error("--count: expected >= 1 held-out scenes");
+  if (o.steps < 1) throw usage_error("--steps: expected >= 1");
+  if (o.batch < 1) throw usage_error("--batch: expected >= 1");
+  if (o.images.empty() && o.model.arch != "demo") {
+    throw usage_error("--images: --model " + o.model.arch +
+                      " needs a folder of images with <stem>_mask.png object masks (the "
+                      "held-out demo scenes suit only --model demo)");
+  }
+  if (!o.json_path.empty()) {
+    const auto parent = fs::path(o.json_path).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent)) {
+      throw usage_error("--json " + o.json_path + ": folder " + parent.string() +
+                        " does not exist");
+    }
+  }
+  const Preprocess pre = to_preprocess(o.input, o.model.arch);
+  std::vector<std::unique_ptr<Method>> instances;
+  for (const auto& name : method_names) instances.push_back(make_method(name));
+  auto model = load_model(o.model);
+
+  eval::EvaluationSet set;
+  std::string set_name;
+  if (o.images.empty()) {
+    set = eval::demo_evaluation_set(o.count, pre.size);
+    set_name = std::to_string(o.count) + " held-out demo scenes (" + std::to_string(pre.size) +
+               " px, true class)";
+  } else {
+    set = eval::load_evaluation_set(o.images, pre, model->class_names());
+    set_name = std::to_string(set.images.size(0)) + " images with masks from " + o.images;
+  }
+  eval::EvaluateOptions options;
+  options.preprocess = pre;
+  options.margin = o.margin;
+  options.curve.steps = o.steps;
+  options.batch = o.batch;
+  options.sanity = !o.no_sanity;
+  options.cascade = o.cascade;
+  options.seed = o.seed;
+  const double margin = o.margin >= 0 ? o.margin
+                                      : eval::default_margin(set.images.size(2), set.images.size(3));
+
+  struct Row {
+    eval::Evaluation result;
+    std::string title;
+    bool baseline;
+  };
+  std::vector<Row> rows;
+  const bool tty = isatty(fileno(stderr));
+  auto run = [&](const std::string& name, const std::string& title, const eval::MapFn& maps,
+                 bool baseline) {
+    auto progress = [&](int64_t done, int64_t total) {
+      if (tty || done == total) {
+        std::fprintf(stderr, "%sevaluate: %s %lld/%lld%s%s", tty ? "\r" : "", name.c_str(),
+                     static_cast<long long>(done), static_cast<long long>(total),
+                     tty ? "\033[K" : "", tty && done != total ? "" : "\n");
+      }
+    };
+    rows.push_back({eval::evaluate(*model, name, maps, set, options, progress), title, baseline});
+  };
+  std::cerr << "evaluate: " << method_names.size() << " method(s) on " << set_name << "\n";
+  for (size_t m = 0; m < method_names.size(); ++m) {
+    const MethodInfo& info = find_method(method_names[m]);
+    run(info.name, title_of(info.summary), eval::method_maps(info, *instances[m]), false);
+  }
+  if (!o.no_baselines) {
+    run("random", "random map (baseline)", eval::random_maps(o.seed), true);
+    run("center", "centred Gaussian (baseline)", eval::center_maps(), true);
+  }
+
+  // Markdown table on stdout.
+  std::cout << "Evaluation of " << model->name() << " on " << set_name << "; pointing-game margin "
+            << cell(margin, 1) << " px, " << o.steps << " deletion/insertion steps\n\n"
+            << "| method | pointing game ↑ | energy pointing game ↑ | deletion AUC ↓ | "
+               "insertion AUC ↑ | rank corr. top layer ↓ | rank corr. all layers ↓ | ms per "
+               "image |\n"
+            << "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  for (const auto& row : rows) {
+    const auto& e = row.result;
+    std::cout << "| " << row.title << " | " << cell(e.pointing) << " | " << cell(e.energy)
+              << " | " << cell(e.deletion_auc) << " | " << cell(e.insertion_auc) << " | "
+              << correlation(e, false) << " | " << correlation(e, true) << " | "
+              << cell(e.ms_per_image, 1) << " |\n";
+  }
+  std::cout << "\n" << kLegend << "\n";
+
+  json results = json::array();
+  for (const auto& row : rows) {
+    const auto& e = row.result;
+    json cascade = json::array();
+    for (size_t k = 0; k < e.cascade_layers.size(); ++k) {
+      cascade.push_back({{"layer", e.cascade_layers[k]}, {"correlation", e.cascade_correlation[k]}});
+    }
+    json per_image = json::array();
+    for (int64_t i = 0; i < e.images; ++i) {
+      per_image.push_back({{"name", set.names[i]},
+                           {"hit", e.hits[i] != 0},
+                           {"energy", e.energies[i]},
+                           {"deletion_auc", e.deletion[i]},
+                           {"insertion_auc", e.insertion[i]}});
+    }
+    results.push_back({{"method", e.method},
+                       {"title", row.title},
+                       {"baseline", row.baseline},
+                       {"images", e.images},
+                       {"pointing", e.pointing},
+                       {"energy", e.energy},
+                       {"deletion_auc", e.deletion_auc},
+                       {"insertion_auc", e.insertion_auc},
+                       {"ms_per_image", e.ms_per_image},
+                       {"cascade", cascade},
+                       {"per_image", per_image}});
+  }
+  const json report = {{"model", model->name()},
+                       {"set", set_name},
+                       {"images", set.images.size(0)},
+                       {"margin", margin},
+                       {"steps", o.steps},
+                       {"threads", at::get_num_threads()},
+                       {"command", command_line()},
+                       {"legend", kLegend},
+                       {"results", results}};
+  if (!o.json_path.empty()) {
+    write_file_atomic(o.json_path, report.dump(1) + "\n");
+    std::cerr << "evaluate: wrote " << o.json_path << "\n";
+  }
+  if (!o.gallery.empty()) {
+    prepare_out_dir(o.gallery);
+    write_file_atomic((fs::path(o.gallery) / "evaluation.json").string(), report.dump(1) + "\n");
+    write_gallery_pages(o.gallery);
+    std::cerr << "evaluate: wrote " << (fs::path(o.gallery) / "evaluation.html").string() << "\n";
+  }
+}
+
+}  // namespace
+
+void setup_evaluate(CLI::App& app) {
+  auto o = std::make_shared<EvaluateCliOptions>();
+  auto* sub = app.add_subcommand(
+      "evaluate",
+      "score how faithful each method is against object masks: pointing game, energy pointing\n"
+      "game, deletion/insertion AUC (RISE), cascading model randomization (sanity check)\n"
+      "  e.g. cnnvis evaluate                  (demo model, 100 held-out scenes, all methods)\n"
+      "       cnnvis evaluate --methods vanilla --count 20 --json scores.json\n"
+      "       cnnvis evaluate --model vgg16 --weights vgg16-397923af.pth --images masked/\n"
+      "  prints a markdown table and adds evaluation.html to the gallery folder");
+  add_model_options(*sub, o->model, "demo");
+  sub->add_option("--images,-i", o->images,
+                  "folder of images, each with a <stem>_mask.png object mask; the class is the "
+                  "stem's last _part if it names one, else the top-1; default: held-out demo "
+                  "scenes (demo model only)");
+  sub->add_option("--count", o->count, "held-out demo scenes when no --images")
+      ->capture_default_str();
+  sub->add_option("--methods", o->methods,
+                  "comma-separated methods (see `cnnvis list`); default: all");
+  sub->add_option("--steps", o->steps, "deletion/insertion steps (curve points - 1)")
+      ->capture_default_str();
+  sub->add_option("--margin", o->margin,
+                  "pointing-game tolerance in pixels; default 15 px at 224 px, scaled");
+  sub->add_option("--batch", o->batch, "images per method call")->capture_default_str();
+  sub->add_option("--cascade", o->cascade,
+                  "randomize only this many layers from the top (0: all, down to the first)")
+      ->capture_default_str();
+  sub->add_flag("--no-sanity", o->no_sanity, "skip the cascading randomization");
+  sub->add_flag("--no-baselines", o->no_baselines, "leave out the random and centre baselines");
+  sub->add_option("--seed", o->seed, "seed of the random baseline and the re-initialization")
+      ->capture_default_str();
+  sub->add_option("--json", o->json_path, "also write every number (per image too) as JSON");
+  sub->add_option("--gallery", o->gallery,
+                  "gallery folder for evaluation.html and evaluation.json ('' for none)")
+      ->capture_default_str();
+  add_input_options(*sub, o->input);
+  sub->callback([o] { run_evaluate(*o); });
+}
+
+}  // namespace cnnvis::cli

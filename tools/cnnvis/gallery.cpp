@@ -1,0 +1,258 @@
+#include "gallery.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cnnvis/error.hpp"
+#include "cnnvis/io/file.hpp"
+
+namespace cnnvis::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path.string() + ": cannot read");
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(path.string() + ": not valid JSON (" + e.what() +
+                "); delete the gallery folder and run `cnnvis demo` again");
+  }
+}
+
+const char* kStyle = R"(<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; }
+p.meta, span.time, td.desc { color: #666; font-size: 0.85em; }
+nav a { margin-right: 1em; }
+table { border-collapse: collapse; }
+th, td { padding: 4px; text-align: center; vertical-align: middle; }
+th { font-weight: normal; font-size: 0.85em; }
+td.label { text-align: right; font-size: 0.9em; white-space: nowrap; padding-right: 10px; }
+tr.first td { border-top: 1px solid #ccc; }
+img.thumb { width: 128px; height: 128px; object-fit: contain; image-rendering: pixelated; }
+img.full { width: 288px; height: 288px; object-fit: contain; image-rendering: pixelated; }
+table.metrics td, table.metrics th { border: 1px solid #ccc; padding: 4px 10px; }
+table.metrics td.name { text-align: left; }
+tr.baseline td { color: #777; font-style: italic; }
+</style>)";
+
+std::string page(const std::string& title, const std::string& body) {
+  return "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" +
+         html_escape(title) + "</title>\n" + kStyle + "\n</head>\n<body>\n" + body +
+         "</body>\n</html>\n";
+}
+
+std::string fixed(double value, int digits) {
+  std::ostringstream out;
+  out.setf(std::ios::fixed);
+  out.precision(digits);
+  out << value;
+  return out.str();
+}
+
+std::string nav(const json& gallery, bool evaluation) {
+  std::string out = "<nav>";
+  if (!gallery.is_null()) {
+    out += "<a href=\"index.html\">all images</a>";
+    for (const auto& image : gallery["images"]) {
+      const std::string stem = image["stem"];
+      out += "<a href=\"image_" + html_escape(stem) + ".html\">" + html_escape(stem) + "</a>";
+    }
+  }
+  if (evaluation) out += "<a href=\"evaluation.html\">evaluation</a>";
+  return out + "</nav>\n";
+}
+
+std::string meta(const json& gallery) {
+  std::string out = "<p class=\"meta\">model " + html_escape(gallery["model"].get<std::string>());
+  if (!gallery["weights"].get<std::string>().empty()) {
+    out += " (" + html_escape(gallery["weights"].get<std::string>()) + ")";
+  }
+  out += ", input " + std::to_string(gallery["size"].get<int64_t>()) + " px, " +
+         html_escape(gallery["device"].get<std::string>()) + ", " +
+         std::to_string(gallery["threads"].get<int64_t>()) +
+         " threads; times are per image, as the method ran here. Written by cnnvis " +
+         html_escape(gallery["command"].get<std::string>()) + ".</p>\n";
+  return out;
+}
+
+std::string image_header(const json& image) {
+  std::string out = "<a href=\"image_" + html_escape(image["stem"].get<std::string>()) +
+                    ".html\"><img class=\"thumb\" src=\"" +
+                    html_escape(image["file"].get<std::string>()) + "\" alt=\"" +
+                    html_escape(image["stem"].get<std::string>()) + "\"></a><br>" +
+                    html_escape(image["target_name"].get<std::string>()) + " (" +
+                    fixed(image["probability"].get<double>(), 2) + ")";
+  return out;
+}
+
+void write_index(const fs::path& folder, const json& gallery, bool evaluation) {
+  std::string body = "<h1>cnnvis gallery</h1>\n" + meta(gallery) + nav(gallery, evaluation);
+  body += "<table class=\"gallery\">\n<tr><th></th>";
+  for (const auto& image : gallery["images"]) body += "<th>" + image_header(image) + "</th>";
+  body += "</tr>\n";
+  for (const auto& method : gallery["methods"]) {
+    const std::string name = method["name"];
+    bool first = true;
+    for (const auto& view : method["views"]) {
+      const std::string view_name = view["name"];
+      body += std::string("<tr") + (first ? " class=\"first\"" : "") + " data-method=\"" +
+              html_escape(name) + "\" data-view=\"" + html_escape(view_name) + "\">";
+      body += "<td class=\"label\" title=\"" + html_escape(view["description"]) + "\"><b>" +
+              html_escape(method["title"].get<std::string>()) + "</b>: " +
+              html_escape(view["title"].get<std::string>());
+      if (first) {
+        body += "<br><span class=\"time\">" + fixed(method["ms_per_image"].get<double>(), 1) +
+                " ms per image</span>";
+      }
+      body += "</td>";
+      for (const auto& image : gallery["images"]) {
+        const auto src = gallery_picture(image["stem"], name, view_name);
+        body += "<td><img class=\"thumb\" src=\"" + html_escape(src) + "\" alt=\"" +
+                html_escape(name + " " + view_name) + "\"></td>";
+      }
+      body += "</tr>\n";
+      first = false;
+    }
+  }
+  body += "</table>\n";
+  write_file_atomic((folder / "index.html").string(), page("cnnvis gallery", body));
+}
+
+void write_image_page(const fs::path& folder, const json& gallery, const json& image,
+                      bool evaluation) {
+  const std::string stem = image["stem"];
+  std::string body = "<h1>" + html_escape(stem) + "</h1>\n" + meta(gallery) +
+                     nav(gallery, evaluation);
+  body += "<p><img class=\"full\" src=\"" + html_escape(image["file"].get<std::string>()) +
+          "\" alt=\"input\"><br>input " + html_escape(image["source"].get<std::string>()) +
+          "; explained class: " + std::to_string(image["target"].get<int64_t>()) + " " +
+          html_escape(image["target_name"].get<std::string>()) + " (probability " +
+          fixed(image["probability"].get<double>(), 3) + ")</p>\n<table class=\"image\">\n";
+  for (const auto& method : gallery["methods"]) {
+    const std::string name = method["name"];
+    body += "<tr class=\"first\" data-method=\"" + html_escape(name) + "\"><td class=\"label\"><b>" +
+            html_escape(method["title"].get<std::string>()) + "</b><br><span class=\"time\">" +
+            fixed(method["ms_per_image"].get<double>(), 1) + " ms per image<br>" +
+            html_escape(method["paper"].get<std::string>()) + "</span></td>";
+    for (const auto& view : method["views"]) {
+      body += "<td><img class=\"full\" src=\"" +
+              html_escape(gallery_picture(stem, name, view["name"])) + "\" alt=\"" +
+              html_escape(name) + "\"><br><span class=\"time\">" +
+              html_escape(view["description"].get<std::string>()) + "</span></td>";
+    }
+    body += "</tr>\n";
+  }
+  body += "</table>\n";
+  write_file_atomic((folder / ("image_" + stem + ".html")).string(), page(stem, body));
+}
+
+std::string correlation_cell(const json& result, bool last) {
+  const auto& cascade = result["cascade"];
+  if (cascade.empty()) return "-";
+  return fixed((last ? cascade.back() : cascade.front())["correlation"].get<double>(), 2);
+}
+
+void write_evaluation_page(const fs::path& folder, const json& gallery, const json& e) {
+  std::string body = "<h1>cnnvis evaluation</h1>\n<p class=\"meta\">model " +
+                     html_escape(e["model"].get<std::string>()) + ", " +
+                     html_escape(e["set"].get<std::string>()) + ", pointing-game margin " +
+                     fixed(e["margin"].get<double>(), 1) + " px, " +
+                     std::to_string(e["steps"].get<int64_t>()) +
+                     " deletion/insertion steps. Written by cnnvis " +
+                     html_escape(e["command"].get<std::string>()) + ".</p>\n" +
+                     nav(gallery, true);
+  body +=
+      "<table class=\"metrics\">\n<tr><th>method</th><th>pointing game &uarr;</th>"
+      "<th>energy pointing game &uarr;</th><th>deletion AUC &darr;</th>"
+      "<th>insertion AUC &uarr;</th><th>rank correlation after randomizing the top layer "
+      "&darr;</th><th>... all layers &darr;</th><th>ms per image</th></tr>\n";
+  for (const auto& r : e["results"]) {
+    const bool baseline = r["baseline"].get<bool>();
+    body += std::string("<tr") + (baseline ? " class=\"baseline\"" : "") + " data-method=\"" +
+            html_escape(r["method"].get<std::string>()) + "\"><td class=\"name\">" +
+            html_escape(r["title"].get<std::string>()) + "</td><td>" +
+            fixed(r["pointing"].get<double>(), 3) + "</td><td>" +
+            fixed(r["energy"].get<double>(), 3) + "</td><td>" +
+            fixed(r["deletion_auc"].get<double>(), 3) + "</td><td>" +
+            fixed(r["insertion_auc"].get<double>(), 3) + "</td><td>" +
+            correlation_cell(r, false) + "</td><td>" + correlation_cell(r, true) + "</td><td>" +
+            fixed(r["ms_per_image"].get<double>(), 1) + "</td></tr>\n";
+  }
+  body += "</table>\n<p class=\"meta\">" + html_escape(e["legend"].get<std::string>()) + "</p>\n";
+  // The cascading randomization curves: one column per randomized layer group.
+  const json* first = nullptr;
+  for (const auto& r : e["results"]) {
+    if (!r["cascade"].empty()) {
+      first = &r;
+      break;
+    }
+  }
+  if (first != nullptr) {
+    body += "<h2>Cascading randomization</h2>\n<p class=\"meta\">Mean Spearman rank "
+            "correlation between the trained model's map and the map after re-initializing "
+            "the layers from the top down to the named one (Adebayo et al. 2018).</p>\n"
+            "<table class=\"metrics\">\n<tr><th>method</th>";
+    for (const auto& step : (*first)["cascade"]) {
+      body += "<th>" + html_escape(step["layer"].get<std::string>()) + "</th>";
+    }
+    body += "</tr>\n";
+    for (const auto& r : e["results"]) {
+      if (r["cascade"].empty()) continue;
+      body += "<tr><td class=\"name\">" + html_escape(r["title"].get<std::string>()) + "</td>";
+      for (const auto& step : r["cascade"]) {
+        body += "<td>" + fixed(step["correlation"].get<double>(), 2) + "</td>";
+      }
+      body += "</tr>\n";
+    }
+    body += "</table>\n";
+  }
+  write_file_atomic((folder / "evaluation.html").string(), page("cnnvis evaluation", body));
+}
+
+}  // namespace
+
+std::string gallery_picture(const std::string& stem, const std::string& method,
+                            const std::string& view) {
+  return "images/" + stem + "_" + method + "_" + view + ".png";
+}
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+void write_gallery_pages(const std::string& folder_name) {
+  const fs::path folder(folder_name);
+  const bool has_gallery = fs::exists(folder / "gallery.json");
+  const bool has_evaluation = fs::exists(folder / "evaluation.json");
+  json gallery;  // null without gallery.json
+  if (has_gallery) {
+    gallery = read_json(folder / "gallery.json");
+    write_index(folder, gallery, has_evaluation);
+    for (const auto& image : gallery["images"]) {
+      write_image_page(folder, gallery, image, has_evaluation);
+    }
+  }
+  if (has_evaluation) {
+    write_evaluation_page(folder, gallery, read_json(folder / "evaluation.json"));
+  }
+}
+
+}  // namespace cnnvis::cli

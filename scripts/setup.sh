@@ -16,6 +16,8 @@ PACKAGES=(
   # and numpy checks that .npy output reads back.
   python3-torch python3-torchvision python3-numpy
 )
+# Optional: a browser for scripts/screenshot.sh (docs only; no test needs it).
+if [ "${CNNVIS_WITH_BROWSER:-0}" = 1 ]; then PACKAGES+=(chromium); fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

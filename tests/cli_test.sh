@@ -103,6 +103,21 @@ if [ -d "$W" ]; then
 else
   fail "no weight fixtures in $W"
 fi
+# demo and evaluate: bad folders, methods and options fail before writing anything.
+expect 2 "--images .*nothere" "$CNNVIS" demo --images "$work/nothere" --out "$work/out/g"
+mkdir -p "$work/noimages" && printf 'x' > "$work/noimages/readme.txt"
+expect 2 "--images .*no PNG" "$CNNVIS" demo --images "$work/noimages" --out "$work/out/g"
+expect 2 "--methods: unknown method 'nope'" "$CNNVIS" demo --methods nope --out "$work/out/g"
+expect 2 "--images: --model resnet18 needs" "$CNNVIS" evaluate --model resnet18 --random-weights 0 \
+  --gallery "$work/out/g"
+expect 2 "--images .*no image with a mask" "$CNNVIS" evaluate --images "$SRC/data/images" \
+  --gallery "$work/out/g"
+expect 2 "--count" "$CNNVIS" evaluate --count 0 --gallery "$work/out/g"
+expect 2 "--json .*does not exist" "$CNNVIS" evaluate --json "$work/nodir/x.json" --gallery "$work/out/g"
+"$CNNVIS" explain vanilla --model demo --image "$SRC/data/scenes/scene_1010_star.png" \
+  --out "$work/ok" --raw > /dev/null 2>&1 && /usr/bin/python3 -c "import numpy, sys; \
+assert numpy.load(sys.argv[1]).shape == (1, 3, 96, 96)" "$work/ok/scene_1010_star_vanilla.npy" \
+  && ok || fail "demo model's default size is not 96"
 [ -z "$(find "$work" -name '*.tmp-*')" ] && ok || fail "temporary files left behind"
 
 echo "cli: $passed passed, $failed failed"

@@ -135,7 +135,7 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
                  probs[target].item<double>(), timing.c_str(), tty ? "\033[K" : "");
     images.push_back({{"stem", stem},
                       {"file", input_file},
-                      {"source", path.string()},
+                      {"source", path.filename().string()},
                       {"target", target},
                       {"target_name", class_label(target, names)},
                       {"probability", probs[target].item<double>()}});

@@ -55,13 +55,21 @@ std::string fixed(double value, int digits) {
   return out.str();
 }
 
-std::string nav(const json& gallery, bool evaluation) {
+// Links to the gallery's other pages; on an image page (`index` >= 0) also to the previous and
+// next image.
+std::string nav(const json& gallery, bool evaluation, int64_t index = -1) {
   std::string out = "<nav>";
   if (!gallery.is_null()) {
     out += "<a href=\"index.html\">all images</a>";
-    for (const auto& image : gallery["images"]) {
-      const std::string stem = image["stem"];
-      out += "<a href=\"image_" + html_escape(stem) + ".html\">" + html_escape(stem) + "</a>";
+    const auto& images = gallery["images"];
+    const int64_t n = static_cast<int64_t>(images.size());
+    if (index >= 0 && n > 1) {
+      const auto& prev = images[static_cast<size_t>((index + n - 1) % n)];
+      const auto& next = images[static_cast<size_t>((index + 1) % n)];
+      out += "<a href=\"image_" + html_escape(prev["stem"].get<std::string>()) +
+             ".html\">&larr; " + html_escape(prev["stem"].get<std::string>()) + "</a>";
+      out += "<a href=\"image_" + html_escape(next["stem"].get<std::string>()) + ".html\">" +
+             html_escape(next["stem"].get<std::string>()) + " &rarr;</a>";
     }
   }
   if (evaluation) out += "<a href=\"evaluation.html\">evaluation</a>";
@@ -76,8 +84,8 @@ std::string meta(const json& gallery) {
   out += ", input " + std::to_string(gallery["size"].get<int64_t>()) + " px, " +
          html_escape(gallery["device"].get<std::string>()) + ", " +
          std::to_string(gallery["threads"].get<int64_t>()) +
-         " threads; times are per image, as the method ran here. Written by cnnvis " +
-         html_escape(gallery["command"].get<std::string>()) + ".</p>\n";
+         " threads; times are per image, as the method ran here. Written by <code>" +
+         html_escape(gallery["command"].get<std::string>()) + "</code>.</p>\n";
   return out;
 }
 
@@ -124,11 +132,12 @@ void write_index(const fs::path& folder, const json& gallery, bool evaluation) {
   write_file_atomic((folder / "index.html").string(), page("cnnvis gallery", body));
 }
 
-void write_image_page(const fs::path& folder, const json& gallery, const json& image,
+void write_image_page(const fs::path& folder, const json& gallery, size_t index,
                       bool evaluation) {
+  const json& image = gallery["images"][index];
   const std::string stem = image["stem"];
   std::string body = "<h1>" + html_escape(stem) + "</h1>\n" + meta(gallery) +
-                     nav(gallery, evaluation);
+                     nav(gallery, evaluation, static_cast<int64_t>(index));
   body += "<p><img class=\"full\" src=\"" + html_escape(image["file"].get<std::string>()) +
           "\" alt=\"input\"><br>input " + html_escape(image["source"].get<std::string>()) +
           "; explained class: " + std::to_string(image["target"].get<int64_t>()) + " " +
@@ -164,8 +173,8 @@ void write_evaluation_page(const fs::path& folder, const json& gallery, const js
                      html_escape(e["set"].get<std::string>()) + ", pointing-game margin " +
                      fixed(e["margin"].get<double>(), 1) + " px, " +
                      std::to_string(e["steps"].get<int64_t>()) +
-                     " deletion/insertion steps. Written by cnnvis " +
-                     html_escape(e["command"].get<std::string>()) + ".</p>\n" +
+                     " deletion/insertion steps. Written by <code>" +
+                     html_escape(e["command"].get<std::string>()) + "</code>.</p>\n" +
                      nav(gallery, true);
   body +=
       "<table class=\"metrics\">\n<tr><th>method</th><th>pointing game &uarr;</th>"
@@ -246,8 +255,8 @@ void write_gallery_pages(const std::string& folder_name) {
   if (has_gallery) {
     gallery = read_json(folder / "gallery.json");
     write_index(folder, gallery, has_evaluation);
-    for (const auto& image : gallery["images"]) {
-      write_image_page(folder, gallery, image, has_evaluation);
+    for (size_t i = 0; i < gallery["images"].size(); ++i) {
+      write_image_page(folder, gallery, i, has_evaluation);
     }
   }
   if (has_evaluation) {

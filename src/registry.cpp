@@ -1,6 +1,11 @@
 // The one list of methods. A new method adds one line to methods().
 #include "cnnvis/error.hpp"
 #include "cnnvis/method.hpp"
+#include "cnnvis/methods/gradient_x_input.hpp"
+#include "cnnvis/methods/guided_backprop.hpp"
+#include "cnnvis/methods/integrated_gradients.hpp"
+#include "cnnvis/methods/noise_tunnel.hpp"
+#include "cnnvis/methods/occlusion.hpp"
 #include "cnnvis/methods/vanilla.hpp"
 #include "detail/strings.hpp"
 
@@ -9,6 +14,12 @@ namespace cnnvis {
 const std::vector<MethodInfo>& methods() {
   static const std::vector<MethodInfo> registry = {
       vanilla_method_info(),
+      guided_backprop_method_info(),
+      deconvnet_method_info(),
+      gradient_x_input_method_info(),
+      integrated_gradients_method_info(),
+      noise_tunnel_method_info(),
+      occlusion_method_info(),
   };
   return registry;
 }
@@ -22,6 +33,21 @@ const MethodInfo& find_method(const std::string& name) {
   throw usage_error("unknown method '" + name + "'; closest: " +
                     detail::join(detail::closest_matches(name, names, 3)) +
                     " (run `cnnvis list` for all methods)");
+}
+
+std::vector<View> method_views(const MethodInfo& info, const MethodParams& params) {
+  return info.views_for ? info.views_for(params) : info.views;
+}
+
+at::Tensor render_view(const View& view, const Attribution& result, int64_t i,
+                       const at::Tensor& image) {
+  if (view.source.empty()) return view.render(result.raw[i], image);
+  const auto it = result.extras.find(view.source);
+  if (it == result.extras.end()) {
+    throw Error("view " + view.name + " needs the method's extra result '" + view.source +
+                "', which it did not return");
+  }
+  return view.render(it->second[i], image);
 }
 
 std::unique_ptr<Method> make_method(const std::string& name, const MethodParams& params) {

@@ -10,64 +10,12 @@
 #include "cnnvis/method.hpp"
 #include "cnnvis/methods/vanilla.hpp"
 #include "cnnvis/models/zoo.hpp"
+#include "tiny_net.hpp"
+
+using cnnvis::testing::TinyNet;
 
 namespace cnnvis {
 namespace {
-
-// A user model written against the Model interface: conv 3->4 (3x3), ReLU, global average
-// pool, linear 4->3. Also shows that methods need nothing beyond the contract.
-class TinyNet : public Model {
- public:
-  TinyNet() {
-    torch::manual_seed(11);
-    net_.register_module("conv", conv_);
-    net_.register_module("fc", fc_);
-    net_.to(torch::kDouble);
-    for (auto& p : net_.parameters()) p.set_requires_grad(false);
-  }
-  std::string name() const override { return "tiny"; }
-  int64_t num_classes() const override { return 3; }
-  std::vector<LayerInfo> layers() const override {
-    return {{"conv", "Conv2d", 112, true, {}},
-            {"relu", "ReLU", 0, true, {}},
-            {"pool", "AdaptiveAvgPool2d", 0, true, {}},
-            {"fc", "Linear", 15, true, {}}};
-  }
-  torch::nn::Module& module() override { return net_; }
-  std::string default_cam_layer() const override { return "relu"; }
-
- protected:
-  ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) override {
-    ForwardResult r;
-    std::vector<torch::Tensor> acts;
-    run(x, 0, &acts);
-    const std::vector<std::string> names = {"conv", "relu", "pool", "fc"};
-    for (const auto& t : taps) {
-      r.taps[t] = acts[std::find(names.begin(), names.end(), t) - names.begin()];
-    }
-    r.output = acts.back();
-    return r;
-  }
-  at::Tensor forward_from_impl(const std::string& layer, const at::Tensor& a) override {
-    const std::vector<std::string> names = {"conv", "relu", "pool", "fc"};
-    std::vector<torch::Tensor> acts;
-    return run(a, (std::find(names.begin(), names.end(), layer) - names.begin()) + 1, &acts);
-  }
-  void apply_relu_mode(ReluMode mode) override { mode_ = mode; }
-
- private:
-  torch::Tensor run(torch::Tensor x, size_t first, std::vector<torch::Tensor>* acts) {
-    if (first <= 0) acts->push_back(x = conv_(x));
-    if (first <= 1) acts->push_back(x = cnnvis::relu(x, mode_));
-    if (first <= 2) acts->push_back(x = x.mean({2, 3}));
-    if (first <= 3) acts->push_back(x = fc_(x));
-    return x;
-  }
-  torch::nn::Module net_;
-  torch::nn::Conv2d conv_{torch::nn::Conv2dOptions(3, 4, 3)};
-  torch::nn::Linear fc_{4, 3};
-  ReluMode mode_ = ReluMode::kNormal;
-};
 
 TEST(Vanilla, EqualsCentralFiniteDifferencesOnATinyModel) {
   TinyNet model;
@@ -132,14 +80,18 @@ TEST(Registry, FindsMethodsAndNamesTheClosestForTypos) {
 // Every registered method runs on a tiny model, returns a finite result and renders every view.
 TEST(Registry, EveryMethodRunsAndRendersOnATinyModel) {
   TinyNet model;
-  const auto x = torch::randn({1, 3, 8, 8}, torch::kDouble);
-  const auto image = torch::rand({3, 8, 8});
+  const auto x = torch::randn({1, 3, 16, 16}, torch::kDouble);
+  const auto image = torch::rand({3, 16, 16});
   for (const auto& info : methods()) {
-    auto raw = info.make({})->attribute(model, x, Target::class_logit(0));
-    EXPECT_TRUE(torch::isfinite(raw).all().item<bool>()) << info.name;
+    auto result = info.make({})->explain(model, x, Target::class_logit(0));
+    EXPECT_TRUE(torch::isfinite(result.raw).all().item<bool>()) << info.name;
     EXPECT_EQ(model.relu_mode(), ReluMode::kNormal) << info.name;
-    for (const auto& view : info.views) {
-      const auto pic = view.render(raw[0].to(torch::kFloat), image);
+    result.raw = result.raw.to(torch::kFloat);
+    for (auto& [name, value] : result.extras) value = value.to(torch::kFloat);
+    EXPECT_EQ(method_importance(info, result.raw[0], 16, 16).sizes(),
+              (std::vector<int64_t>{16, 16})) << info.name;
+    for (const auto& view : method_views(info, {})) {
+      const auto pic = render_view(view, result, 0, image);
       EXPECT_GE(pic.min().item<double>(), 0.0) << info.name << " " << view.name;
       EXPECT_LE(pic.max().item<double>(), 1.0) << info.name << " " << view.name;
     }

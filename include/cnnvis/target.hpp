@@ -12,6 +12,12 @@
 
 namespace cnnvis {
 
+// How a layer unit's activation map becomes one score per image.
+enum class Reduction { kMean, kSum, kAbsSum };
+// "mean", "sum", "abs-sum"; parse_reduction throws cnnvis::Error (invalid argument) otherwise.
+Reduction parse_reduction(const std::string& name);
+const char* to_string(Reduction reduction);
+
 class Target {
  public:
   using ScoreFn = std::function<at::Tensor(const ForwardResult&)>;
@@ -20,8 +26,18 @@ class Target {
   static Target class_logit(int64_t index);
   // Per-image classes: image i explains class indices[i].
   static Target class_logits(std::vector<int64_t> indices);
-  // Any callable from the output and the taps it names to a score [N].
+  // One filter (channel) of a named layer, its activation reduced per image (the classic
+  // collection's "layer activation with guided backprop" is guided backprop of
+  // layer_unit(layer, filter, kAbsSum)). Throws cnnvis::Error at scoring for a filter index
+  // outside the layer's channels.
+  static Target layer_unit(const std::string& layer, int64_t filter,
+                           Reduction reduction = Reduction::kMean);
+  // Any callable from the output and the taps it names to a score [N]. The score of image i
+  // must depend on row i of the output and taps only (methods batch copies of an image).
   static Target custom(ScoreFn score, std::vector<std::string> taps, std::string description);
+  // The same target for a batch in which every image is repeated k times in a row (the order
+  // of input.repeat_interleave(k, 0)), as integrated gradients and SmoothGrad evaluate.
+  Target repeat_interleave(int64_t k) const;
 
   // Score [N] of a forward pass run with taps(). Throws cnnvis::Error for a class index outside
   // [0, num_classes).
@@ -34,6 +50,7 @@ class Target {
  private:
   Target(ScoreFn score, std::vector<std::string> taps, std::string description)
       : score_(std::move(score)), taps_(std::move(taps)), description_(std::move(description)) {}
+  std::vector<int64_t> per_image_;  // class_logits' indices; empty for row-wise scores
   ScoreFn score_;
   std::vector<std::string> taps_;
   std::string description_;

@@ -4,6 +4,7 @@
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
+#include "methods/common.hpp"
 
 namespace cnnvis {
 
@@ -26,16 +27,9 @@ MethodInfo vanilla_method_info() {
   info.name = "vanilla";
   info.summary = "vanilla backprop: gradient of the target logit w.r.t. the input";
   info.paper = "Simonyan, Vedaldi, Zisserman 2014, Deep inside convolutional networks";
-  info.views = {
-      {"color", "coloured gradient: (g - min) / max, per image",
-       [](const at::Tensor& raw, const at::Tensor&) { return gradient_color(raw); }},
-      {"gray", "grayscale saliency: sum_c |g|, clipped at the 99th percentile",
-       [](const at::Tensor& raw, const at::Tensor&) { return grayscale_saliency(raw); }},
-  };
+  info.views = detail::gradient_views(/*with_signs=*/false);
   info.make = [](const MethodParams& params) -> std::unique_ptr<Method> {
-    if (!params.empty()) {
-      throw usage_error("vanilla takes no options, got '" + params.begin()->first + "'");
-    }
+    detail::OptionReader(params, "vanilla").finish();
     return std::make_unique<VanillaGradient>();
   };
   return info;

@@ -119,15 +119,16 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
                      stem.c_str(), info.name.c_str(), m + 1, method_names.size());
       }
       const auto start = std::chrono::steady_clock::now();
-      const auto raw = instances[m]->attribute(*model, x, Target::class_logit(target))
-                           .detach().to(torch::kCPU);
+      auto result = instances[m]->explain(*model, x, Target::class_logit(target));
+      result.raw = result.raw.detach().to(torch::kCPU);
+      for (auto& [name, value] : result.extras) value = value.detach().to(torch::kCPU);
       const double ms = 1000.0 * std::chrono::duration<double>(
                                      std::chrono::steady_clock::now() - start).count();
       total_ms[m] += ms;
       timing += " " + info.name + " " + std::to_string(static_cast<int64_t>(ms + 0.5)) + " ms";
-      for (const auto& view : info.views) {
+      for (const auto& view : method_views(info, {})) {
         save_png((fs::path(o.out) / gallery_picture(stem, info.name, view.name)).string(),
-                 view.render(raw[0], rgb));
+                 render_view(view, result, 0, rgb));
       }
     }
     std::fprintf(stderr, "%sdemo: [%zu/%zu] %s: %s (%.2f);%s%s\n", tty ? "\r" : "", i + 1,
@@ -145,7 +146,7 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
   for (size_t m = 0; m < method_names.size(); ++m) {
     const MethodInfo& info = find_method(method_names[m]);
     json views = json::array();
-    for (const auto& view : info.views) {
+    for (const auto& view : method_views(info, {})) {
       views.push_back({{"name", view.name},
                        {"title", title_of(view.description)},
                        {"description", view.description}});

@@ -26,7 +26,61 @@ struct ExplainOptions {
   std::string out = "out";
   bool raw = false;
   std::vector<std::string> params;  // key=value
+  std::vector<std::string> extras;  // --key value pairs CLI11 did not know: method options
+  std::string unit;                 // LAYER:FILTER
+  std::string reduce = "mean";
 };
+
+// Method options given as `--key value` or `--key=value` after the known options.
+void parse_extras(const std::vector<std::string>& extras, MethodParams& params,
+                  const std::string& method) {
+  for (size_t i = 0; i < extras.size(); ++i) {
+    const std::string& token = extras[i];
+    if (token.rfind("--", 0) != 0 || token.size() < 3) {
+      throw usage_error("unexpected argument '" + token + "' (method options are --key value; "
+                        "see cnnvis list -v)");
+    }
+    const auto eq = token.find('=');
+    if (eq != std::string::npos) {
+      params[token.substr(2, eq - 2)] = token.substr(eq + 1);
+    } else if (i + 1 < extras.size() && extras[i + 1].rfind("--", 0) != 0) {
+      params[token.substr(2)] = extras[++i];
+    } else {
+      throw usage_error(token + ": expected a value (" + method + " option, see cnnvis list -v)");
+    }
+  }
+}
+
+// --unit LAYER:FILTER -> a layer-unit target.
+Target unit_target(const std::string& unit, const std::string& reduce, Model& model) {
+  const auto colon = unit.rfind(':');
+  int64_t filter = -1;
+  if (colon != std::string::npos && colon > 0) {
+    try {
+      size_t used = 0;
+      filter = std::stoll(unit.substr(colon + 1), &used);
+      if (used != unit.size() - colon - 1) filter = -1;
+    } catch (const std::exception&) {
+      filter = -1;
+    }
+  }
+  if (filter < 0) {
+    throw usage_error("--unit: expected LAYER:FILTER such as features.29:5, got '" + unit + "'");
+  }
+  const std::string layer = unit.substr(0, colon);
+  try {
+    model.check_layer(layer);
+  } catch (const Error& e) {
+    throw usage_error(std::string("--unit: ") + e.what());
+  }
+  Reduction reduction;
+  try {
+    reduction = parse_reduction(reduce);
+  } catch (const Error& e) {
+    throw usage_error(std::string("--reduce: ") + e.what());
+  }
+  return Target::layer_unit(layer, filter, reduction);
+}
 
 MethodParams parse_params(const std::vector<std::string>& items) {
   MethodParams params;
@@ -62,7 +116,23 @@ void print_top5(const torch::Tensor& logits, const std::vector<std::string>& nam
 
 void run_explain(const ExplainOptions& o) {
   const MethodInfo& info = find_method(o.method);
-  auto method = info.make(parse_params(o.params));
+  MethodParams params = parse_params(o.params);
+  parse_extras(o.extras, params, info.name);
+  // Methods that build baselines in pixel space need the input's normalization: pass --mean
+  // and --std on unless given as method options.
+  for (const auto& opt : info.options) {
+    if (opt.name == "mean" && !o.input.mean.empty() && !params.count("mean")) {
+      params["mean"] = o.input.mean;
+    }
+    if (opt.name == "std" && !o.input.std.empty() && !params.count("std")) {
+      params["std"] = o.input.std;
+    }
+  }
+  if (!o.unit.empty() && !o.target.empty()) {
+    throw usage_error("--unit and --target exclude each other: explain a class or a unit");
+  }
+  auto method = info.make(params);
+  const auto views = method_views(info, params);
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
   // Check every input before the (slow) model load, so a typo fails fast.
   for (const auto& image : o.images) {
@@ -80,24 +150,41 @@ void run_explain(const ExplainOptions& o) {
       torch::InferenceMode guard;
       logits = model->forward(x).output;
     }
-    const int64_t target = o.target.empty() ? logits.argmax(1).item<int64_t>()
-                                            : resolve_class(o.target, names, model->num_classes());
     std::cout << image_path << ": top-5 of " << model->name() << "\n";
     print_top5(logits, names);
-    std::cout << "  explaining class " << target << " ("
-              << label(target, names) << ") with " << info.name << "\n";
-    const auto raw = method->attribute(*model, x, Target::class_logit(target)).detach()
-                         .to(torch::kCPU);
+    Target target = Target::class_logit(0);
+    if (!o.unit.empty()) {
+      target = unit_target(o.unit, o.reduce, *model);
+      std::cout << "  explaining the " << target.description() << " with " << info.name << "\n";
+    } else {
+      const int64_t c = o.target.empty() ? logits.argmax(1).item<int64_t>()
+                                         : resolve_class(o.target, names, model->num_classes());
+      target = Target::class_logit(c);
+      std::cout << "  explaining class " << c << " (" << label(c, names) << ") with "
+                << info.name << "\n";
+    }
+    auto result = method->explain(*model, x, target);
+    result.raw = result.raw.detach().to(torch::kCPU);
+    for (auto& [name, value] : result.extras) {
+      value = value.detach().to(torch::kCPU);
+      if (value.dim() == 1) {
+        std::cout << "  " << name << ": " << value[0].item<double>() << "\n";
+      }
+    }
     const std::string stem = (fs::path(o.out) / fs::path(image_path).stem()).string();
     const std::string prefix = stem + "_" + info.name;
-    for (const auto& view : info.views) {
+    for (const auto& view : views) {
       const std::string path = prefix + "_" + view.name + ".png";
-      save_png(path, view.render(raw[0], rgb));
+      save_png(path, render_view(view, result, 0, rgb));
       std::cout << "  wrote " << path << "\n";
     }
     if (o.raw) {
-      save_npy(prefix + ".npy", raw);
+      save_npy(prefix + ".npy", result.raw);
       std::cout << "  wrote " << prefix << ".npy\n";
+      for (const auto& [name, value] : result.extras) {
+        save_npy(prefix + "_" + name + ".npy", value);
+        std::cout << "  wrote " << prefix << "_" << name << ".npy\n";
+      }
     }
   }
 }
@@ -124,9 +211,21 @@ void setup_explain(CLI::App& app) {
   sub->add_flag("--raw", o->raw,
                 "also write the raw result as <stem>_<method>.npy (float32, numpy.load reads "
                 "it)");
-  sub->add_option("--option", o->params, "method option KEY=VALUE (see `cnnvis list`)");
+  sub->add_option("--option", o->params,
+                  "method option KEY=VALUE (see `cnnvis list -v`); `--KEY VALUE` after the "
+                  "other options works too, e.g. --steps 20");
+  sub->add_option("--unit", o->unit,
+                  "explain one filter of a layer instead of a class, LAYER:FILTER, e.g. "
+                  "features.29:5 (see `cnnvis layers`)");
+  sub->add_option("--reduce", o->reduce, "how --unit's activation map becomes a score: mean, "
+                  "sum or abs-sum")
+      ->capture_default_str();
+  sub->allow_extras();
   add_input_options(*sub, o->input);
-  sub->callback([o] { run_explain(*o); });
+  sub->callback([o, sub] {
+    o->extras = sub->remaining();
+    run_explain(*o);
+  });
 }
 
 }  // namespace cnnvis::cli

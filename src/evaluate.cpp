@@ -427,15 +427,16 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     cascade = o.cascade > 0 ? std::min<int64_t>(o.cascade, groups.size())
                             : static_cast<int64_t>(groups.size());
   }
-  const int64_t total = n * (2 + cascade);
+  const int64_t n_sanity = o.sanity_images > 0 ? std::min(o.sanity_images, n) : n;
+  const int64_t total = n * 2 + n_sanity * cascade;
   int64_t done = 0;
   double seconds = 0;
 
-  // Maps of every image, batched; `timed` adds to `seconds`.
-  auto all_maps = [&](bool timed) {
+  // Maps of the first `count` images, batched; `timed` adds to `seconds`.
+  auto all_maps = [&](bool timed, int64_t count) {
     std::vector<at::Tensor> out;
-    for (int64_t first = 0; first < n; first += o.batch) {
-      const int64_t last = std::min(n, first + o.batch);
+    for (int64_t first = 0; first < count; first += o.batch) {
+      const int64_t last = std::min(count, first + o.batch);
       const auto x = inputs.slice(0, first, last).to(device);
       const std::vector<int64_t> t(targets.begin() + first, targets.begin() + last);
       const auto start = std::chrono::steady_clock::now();
@@ -459,7 +460,7 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   Evaluation result;
   result.method = name;
   result.images = n;
-  const auto trained = all_maps(true);
+  const auto trained = all_maps(true, n);
   result.ms_per_image = 1000.0 * seconds / static_cast<double>(n);
   for (int64_t i = 0; i < n; ++i) {
     const auto map = trained[i];
@@ -484,11 +485,11 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     for (int64_t k = 0; k < cascade; ++k) {
       const auto& group = groups[groups.size() - 1 - k];
       randomized.randomize(group, o.seed + static_cast<uint64_t>(k));
-      const auto random = all_maps(false);
+      const auto random = all_maps(false, n_sanity);
       double sum = 0;
-      for (int64_t i = 0; i < n; ++i) sum += spearman(trained[i], random[i]);
+      for (int64_t i = 0; i < n_sanity; ++i) sum += spearman(trained[i], random[i]);
       result.cascade_layers.push_back(group.name);
-      result.cascade_correlation.push_back(sum / static_cast<double>(n));
+      result.cascade_correlation.push_back(sum / static_cast<double>(n_sanity));
     }
   }
   return result;

@@ -118,6 +118,45 @@ expect 2 "--json .*does not exist" "$CNNVIS" evaluate --json "$work/nodir/x.json
   --out "$work/ok" --raw > /dev/null 2>&1 && /usr/bin/python3 -c "import numpy, sys; \
 assert numpy.load(sys.argv[1]).shape == (1, 3, 96, 96)" "$work/ok/scene_1010_star_vanilla.npy" \
   && ok || fail "demo model's default size is not 96"
+# The gradient family from the command line: method options as --key value, unit targets.
+star="$SRC/data/scenes/scene_1010_star.png"
+"$CNNVIS" explain integrated-gradients --model demo --image "$star" --out "$work/ok" --steps 8 \
+  --raw > "$work/stdout" 2>&1 && grep -q "delta: " "$work/stdout" \
+  && [ -s "$work/ok/scene_1010_star_integrated-gradients_path-gray.png" ] \
+  && [ -s "$work/ok/scene_1010_star_integrated-gradients_delta.npy" ] && ok \
+  || fail "integrated-gradients: $(cat "$work/stdout")"
+"$CNNVIS" explain smoothgrad --model demo --image "$star" --out "$work/ok" --base guided-backprop \
+  --samples 3 --option noise-level=0.1 > "$work/stdout" 2>&1 \
+  && [ -s "$work/ok/scene_1010_star_smoothgrad_neg.png" ] && ok || fail "smoothgrad: $(cat "$work/stdout")"
+"$CNNVIS" explain guided-backprop --model demo --image "$star" --out "$work/ok" \
+  --unit features.17:5 --reduce abs-sum > "$work/stdout" 2>&1 \
+  && grep -q "abs-sum of filter 5 at features.17" "$work/stdout" && ok || fail "unit: $(cat "$work/stdout")"
+# Every method on AlexNet and ResNet (small inputs, few steps): pictures for every view.
+for arch in alexnet resnet18; do
+  for m in $("$CNNVIS" list | awk '{print $1}'); do
+    rm -rf "$work/zoo"
+    "$CNNVIS" explain "$m" --model $arch --random-weights 3 --size 64 --image "$cat_png" \
+      --out "$work/zoo" $(case $m in integrated-gradients) echo --steps 4;; smoothgrad) echo --samples 2;;
+      occlusion) echo --window 32 --stride 32;; esac) > "$work/stdout" 2>&1 \
+      && [ "$(ls "$work/zoo" | grep -c '\.png$')" -ge 2 ] && ok || fail "$m on $arch: $(cat "$work/stdout")"
+  done
+done
+expect 2 "steps=0: expected an integer >= 1" "$CNNVIS" explain integrated-gradients --model demo \
+  --image "$star" --out "$work/out" --steps 0
+expect 2 "noise-level=-1" "$CNNVIS" explain smoothgrad --model demo --image "$star" \
+  --out "$work/out" --noise-level -1
+expect 2 "window=200: larger than the 96x96 image" "$CNNVIS" explain occlusion --model demo \
+  --image "$star" --out "$work/out" --window 200
+expect 2 "filter 99 of layer features.17: the layer has 64 channels" "$CNNVIS" explain \
+  guided-backprop --model demo --image "$star" --out "$work/out" --unit features.17:99
+expect 2 "--unit: unknown layer 'feat.17'" "$CNNVIS" explain guided-backprop --model demo \
+  --image "$star" --out "$work/out" --unit feat.17:9
+expect 2 "--unit: expected LAYER:FILTER" "$CNNVIS" explain guided-backprop --model demo \
+  --image "$star" --out "$work/out" --unit features.17
+expect 2 "vanilla: unknown option 'steps'" "$CNNVIS" explain vanilla --model demo --image "$star" \
+  --out "$work/out" --steps 3
+expect 2 "--unit and --target exclude" "$CNNVIS" explain vanilla --model demo --image "$star" \
+  --out "$work/out" --unit features.17:1 --target star
 [ -z "$(find "$work" -name '*.tmp-*')" ] && ok || fail "temporary files left behind"
 
 echo "cli: $passed passed, $failed failed"

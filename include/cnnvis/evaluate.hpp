@@ -123,6 +123,7 @@ struct EvaluateOptions {
   int64_t batch = 16;     // images per method call
   bool sanity = true;     // run the cascading randomization
   int64_t cascade = 0;    // layer groups randomized from the top; 0 = all
+  int64_t sanity_images = 16;  // the randomization runs on the first this many images (0: all)
   uint64_t seed = 0;      // re-initialization seed
 };
 
@@ -134,7 +135,8 @@ struct Evaluation {
   double deletion_auc = 0;   // mean; lower is better
   double insertion_auc = 0;  // mean; higher is better
   double ms_per_image = 0;   // time of the map computation (not of the metrics)
-  // Cascading randomization: after randomizing the top k layer groups (k = 1..K),
+  // Cascading randomization (on the first sanity_images images): after randomizing the top k
+  // layer groups (k = 1..K),
   // cascade_layers[k-1] is the k-th group from the top and cascade_correlation[k-1] the mean
   // Spearman correlation between the trained and the randomized model's maps (a method that
   // explains the model drops towards 0).

@@ -49,8 +49,9 @@ int64_t OptionReader::integer(const std::string& key, int64_t fallback, int64_t 
     fail(key, *value, "an integer");
   }
   if (n < min || n > max) {
-    fail(key, *value, "an integer in " + std::to_string(min) + ".." +
-                          (max == INT64_MAX ? std::string("") : std::to_string(max)));
+    fail(key, *value,
+         max == INT64_MAX ? "an integer >= " + std::to_string(min)
+                          : "an integer in " + std::to_string(min) + ".." + std::to_string(max));
   }
   return n;
 }

@@ -25,6 +25,9 @@ struct BenchOptions {
   int64_t batch = 1;
   int64_t repeat = 5;
   int64_t target = 0;
+  int64_t ref_batch = 0;
+  std::vector<std::string> params;
+  std::vector<std::string> extras;
 };
 
 nlohmann::json stats(std::vector<double> ms) {
@@ -51,7 +54,9 @@ void run_bench(const BenchOptions& o) {
   if (o.batch < 1) throw usage_error("--batch: expected >= 1");
   if (o.repeat < 1) throw usage_error("--repeat: expected >= 1");
   const MethodInfo& info = find_method(o.method);
-  auto method = info.make({});
+  MethodParams params = parse_params(o.params);
+  parse_extras(o.extras, params, info.name);
+  auto method = info.make(params);
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
   auto model = load_model(o.model);
   const torch::Device device(device_string(o.model));
@@ -76,6 +81,21 @@ void run_bench(const BenchOptions& o) {
       o.repeat);
   const auto method_ms = time_it(
       [&] { method->attribute(*model, x, target).sum().item<double>(); }, o.repeat);
+  nlohmann::json reference = nullptr;
+  if (o.ref_batch > 0) {
+    // Per-image time of a batched forward pass: the throughput perturbation methods aim at.
+    const auto xb = x.narrow(0, 0, 1).expand({o.ref_batch, -1, -1, -1}).contiguous();
+    const auto ms = time_it(
+        [&] {
+          torch::InferenceMode guard;
+          model->forward(xb).output.sum().item<double>();
+        },
+        o.repeat);
+    auto st = stats(ms);
+    reference = {{"batch", o.ref_batch},
+                 {"median_ms_per_image", st["median_ms"].get<double>() / o.ref_batch},
+                 {"min_ms_per_image", st["min_ms"].get<double>() / o.ref_batch}};
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   auto fwd = stats(forward_ms);
@@ -93,7 +113,9 @@ void run_bench(const BenchOptions& o) {
       {"ratio_median", met["median_ms"].get<double>() / fwd["median_ms"].get<double>()},
       {"ratio_min", met["min_ms"].get<double>() / fwd["min_ms"].get<double>()},
       {"peak_rss_mb", static_cast<double>(usage.ru_maxrss) / 1024.0},
+      {"options", params},
   };
+  if (!reference.is_null()) out["batched_forward"] = reference;
   std::cout << out.dump(2) << "\n";
 }
 
@@ -111,8 +133,16 @@ void setup_bench(CLI::App& app) {
   sub->add_option("--batch", o->batch, "images per batch")->capture_default_str();
   sub->add_option("--repeat", o->repeat, "timed runs after one warm-up")->capture_default_str();
   sub->add_option("--target", o->target, "class index")->capture_default_str();
+  sub->add_option("--option", o->params, "method option KEY=VALUE; `--KEY VALUE` works too");
+  sub->add_option("--ref-batch", o->ref_batch,
+                  "also time a batched forward pass of this many images (per-image time: the "
+                  "throughput reference of perturbation methods)");
   add_input_options(*sub, o->input);
-  sub->callback([o] { run_bench(*o); });
+  sub->allow_extras();
+  sub->callback([o, sub] {
+    o->extras = sub->remaining();
+    run_bench(*o);
+  });
 }
 
 }  // namespace cnnvis::cli

@@ -31,6 +31,7 @@ struct EvaluateCliOptions {
   double margin = -1;
   int64_t batch = 16;
   int64_t cascade = 0;
+  int64_t sanity_images = 16;
   bool no_sanity = false;
   bool no_baselines = false;
   uint64_t seed = 0;
@@ -96,6 +97,7 @@ void run_evaluate(const EvaluateCliOptions& o) {
   options.batch = o.batch;
   options.sanity = !o.no_sanity;
   options.cascade = o.cascade;
+  options.sanity_images = o.sanity_images;
   options.seed = o.seed;
   const double margin = o.margin >= 0 ? o.margin
                                       : eval::default_margin(set.images.size(2), set.images.size(3));
@@ -220,6 +222,9 @@ void setup_evaluate(CLI::App& app) {
   sub->add_option("--batch", o->batch, "images per method call")->capture_default_str();
   sub->add_option("--cascade", o->cascade,
                   "randomize only this many layers from the top (0: all, down to the first)")
+      ->capture_default_str();
+  sub->add_option("--sanity-images", o->sanity_images,
+                  "run the randomization on the first N images (0: all)")
       ->capture_default_str();
   sub->add_flag("--no-sanity", o->no_sanity, "skip the cascading randomization");
   sub->add_flag("--no-baselines", o->no_baselines, "leave out the random and centre baselines");

@@ -31,26 +31,6 @@ struct ExplainOptions {
   std::string reduce = "mean";
 };
 
-// Method options given as `--key value` or `--key=value` after the known options.
-void parse_extras(const std::vector<std::string>& extras, MethodParams& params,
-                  const std::string& method) {
-  for (size_t i = 0; i < extras.size(); ++i) {
-    const std::string& token = extras[i];
-    if (token.rfind("--", 0) != 0 || token.size() < 3) {
-      throw usage_error("unexpected argument '" + token + "' (method options are --key value; "
-                        "see cnnvis list -v)");
-    }
-    const auto eq = token.find('=');
-    if (eq != std::string::npos) {
-      params[token.substr(2, eq - 2)] = token.substr(eq + 1);
-    } else if (i + 1 < extras.size() && extras[i + 1].rfind("--", 0) != 0) {
-      params[token.substr(2)] = extras[++i];
-    } else {
-      throw usage_error(token + ": expected a value (" + method + " option, see cnnvis list -v)");
-    }
-  }
-}
-
 // --unit LAYER:FILTER -> a layer-unit target.
 Target unit_target(const std::string& unit, const std::string& reduce, Model& model) {
   const auto colon = unit.rfind(':');
@@ -80,18 +60,6 @@ Target unit_target(const std::string& unit, const std::string& reduce, Model& mo
     throw usage_error(std::string("--reduce: ") + e.what());
   }
   return Target::layer_unit(layer, filter, reduction);
-}
-
-MethodParams parse_params(const std::vector<std::string>& items) {
-  MethodParams params;
-  for (const auto& item : items) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      throw usage_error("--option: expected KEY=VALUE, got '" + item + "'");
-    }
-    params[item.substr(0, eq)] = item.substr(eq + 1);
-  }
-  return params;
 }
 
 std::string label(int64_t index, const std::vector<std::string>& names) {

@@ -13,7 +13,7 @@ void setup_list(CLI::App& app) {
   sub->add_flag("--verbose,-v", *verbose, "also show each method's paper, views and options");
   sub->callback([verbose] {
     for (const auto& m : methods()) {
-      std::cout << std::left << std::setw(20) << m.name << std::right << m.summary << "\n";
+      std::cout << std::left << std::setw(21) << m.name << std::right << " " << m.summary << "\n";
       if (!*verbose) continue;
       std::cout << "    paper: " << m.paper << "\n";
       for (const auto& v : m.views) {

@@ -129,6 +129,37 @@ Preprocess to_preprocess(const InputOptions& o, const std::string& arch) {
   return p;
 }
 
+MethodParams parse_params(const std::vector<std::string>& items) {
+  MethodParams params;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw usage_error("--option: expected KEY=VALUE, got '" + item + "'");
+    }
+    params[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return params;
+}
+
+void parse_extras(const std::vector<std::string>& extras, MethodParams& params,
+                  const std::string& method) {
+  for (size_t i = 0; i < extras.size(); ++i) {
+    const std::string& token = extras[i];
+    if (token.rfind("--", 0) != 0 || token.size() < 3) {
+      throw usage_error("unexpected argument '" + token + "' (method options are --key value; "
+                        "see cnnvis list -v)");
+    }
+    const auto eq = token.find('=');
+    if (eq != std::string::npos) {
+      params[token.substr(2, eq - 2)] = token.substr(eq + 1);
+    } else if (i + 1 < extras.size() && extras[i + 1].rfind("--", 0) != 0) {
+      params[token.substr(2)] = extras[++i];
+    } else {
+      throw usage_error(token + ": expected a value (" + method + " option, see cnnvis list -v)");
+    }
+  }
+}
+
 std::vector<std::string> parse_method_list(const std::string& list, const std::string& option) {
   std::vector<std::string> names;
   if (list.empty()) {

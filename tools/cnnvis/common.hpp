@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cnnvis/image.hpp"
+#include "cnnvis/method.hpp"
 #include "cnnvis/model.hpp"
 
 namespace cnnvis::cli {
@@ -57,6 +58,12 @@ void setup_evaluate(CLI::App& app);
 // The command line as typed ("cnnvis demo --out g"), recorded by main() for reports.
 void set_command_line(int argc, char** argv);
 const std::string& command_line();
+
+// --option KEY=VALUE items -> MethodParams (a usage error for an item without '=').
+MethodParams parse_params(const std::vector<std::string>& items);
+// Method options given as `--key value` or `--key=value` (CLI11's leftovers) into `params`.
+void parse_extras(const std::vector<std::string>& extras, MethodParams& params,
+                  const std::string& method);
 
 // "a,b,c" -> registered method names (all of them for an empty list); a usage error naming
 // `option` for an unknown one.

@@ -1,11 +1,14 @@
 // The one list of methods. A new method adds one line to methods().
 #include "cnnvis/error.hpp"
 #include "cnnvis/method.hpp"
+#include "cnnvis/methods/ablation_cam.hpp"
+#include "cnnvis/methods/cam.hpp"
 #include "cnnvis/methods/gradient_x_input.hpp"
 #include "cnnvis/methods/guided_backprop.hpp"
 #include "cnnvis/methods/integrated_gradients.hpp"
 #include "cnnvis/methods/noise_tunnel.hpp"
 #include "cnnvis/methods/occlusion.hpp"
+#include "cnnvis/methods/score_cam.hpp"
 #include "cnnvis/methods/vanilla.hpp"
 #include "detail/strings.hpp"
 
@@ -20,6 +23,15 @@ const std::vector<MethodInfo>& methods() {
       integrated_gradients_method_info(),
       noise_tunnel_method_info(),
       occlusion_method_info(),
+      grad_cam_method_info(),
+      guided_grad_cam_method_info(),
+      grad_cam_plus_plus_method_info(),
+      xgrad_cam_method_info(),
+      hires_cam_method_info(),
+      layer_cam_method_info(),
+      eigen_cam_method_info(),
+      score_cam_method_info(),
+      ablation_cam_method_info(),
   };
   return registry;
 }

@@ -89,6 +89,15 @@ Target Target::layer_unit(const std::string& layer, int64_t filter, Reduction re
       std::string(to_string(reduction)) + " of filter " + std::to_string(filter) + " at " + layer);
 }
 
+Target Target::select(int64_t i) const {
+  if (per_image_.empty()) return *this;
+  if (i < 0 || i >= static_cast<int64_t>(per_image_.size())) {
+    throw usage_error("target select: image " + std::to_string(i) + " of " +
+                      std::to_string(per_image_.size()));
+  }
+  return class_logit(per_image_[i]);
+}
+
 Target Target::repeat_interleave(int64_t k) const {
   if (k < 1) throw usage_error("repeat_interleave: k must be >= 1");
   if (per_image_.empty() || k == 1) return *this;

@@ -38,6 +38,9 @@ class Target {
   // The same target for a batch in which every image is repeated k times in a row (the order
   // of input.repeat_interleave(k, 0)), as integrated gradients and SmoothGrad evaluate.
   Target repeat_interleave(int64_t k) const;
+  // The target of image i alone, for a batch made of copies of image i (per-image class
+  // targets give their i-th class; other targets are row-wise and returned as they are).
+  Target select(int64_t i) const;
 
   // Score [N] of a forward pass run with taps(). Throws cnnvis::Error for a class index outside
   // [0, num_classes).

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "cnnvis/demo/train.hpp"
@@ -37,7 +38,29 @@ struct EvaluateCliOptions {
   uint64_t seed = 0;
   std::string json_path;
   std::string gallery = "demo";
+  std::vector<std::string> options;  // METHOD.KEY=VALUE
 };
+
+// --option METHOD.KEY=VALUE items -> the params of each named method.
+std::map<std::string, MethodParams> method_options(const std::vector<std::string>& items,
+                                                   const std::vector<std::string>& methods) {
+  std::map<std::string, MethodParams> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    const auto dot = item.find('.');
+    if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot > eq) {
+      throw usage_error("--option: expected METHOD.KEY=VALUE (e.g. grad-cam.layer=features.14), "
+                        "got '" + item + "'");
+    }
+    const std::string method = item.substr(0, dot);
+    if (std::find(methods.begin(), methods.end(), method) == methods.end()) {
+      throw usage_error("--option " + item + ": method " + method + " is not evaluated (see "
+                        "--methods and cnnvis list)");
+    }
+    out[method][item.substr(dot + 1, eq - dot - 1)] = item.substr(eq + 1);
+  }
+  return out;
+}
 
 const char* kLegend =
     "pointing game: share of images whose map maximum is on the object (within the margin); "
@@ -76,8 +99,12 @@ void run_evaluate(const EvaluateCliOptions& o) {
     }
   }
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
+  const auto params = method_options(o.options, method_names);
   std::vector<std::unique_ptr<Method>> instances;
-  for (const auto& name : method_names) instances.push_back(make_method(name));
+  for (const auto& name : method_names) {
+    const auto it = params.find(name);
+    instances.push_back(make_method(name, it == params.end() ? MethodParams{} : it->second));
+  }
   auto model = load_model(o.model);
 
   eval::EvaluationSet set;
@@ -230,6 +257,8 @@ void setup_evaluate(CLI::App& app) {
   sub->add_flag("--no-baselines", o->no_baselines, "leave out the random and centre baselines");
   sub->add_option("--seed", o->seed, "seed of the random baseline and the re-initialization")
       ->capture_default_str();
+  sub->add_option("--option", o->options,
+                  "a method's option METHOD.KEY=VALUE, e.g. grad-cam.layer=features.14");
   sub->add_option("--json", o->json_path, "also write every number (per image too) as JSON");
   sub->add_option("--gallery", o->gallery,
                   "gallery folder for evaluation.html and evaluation.json ('' for none)")

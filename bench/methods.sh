@@ -2,12 +2,13 @@
 # Times every registered method against one plain forward pass of the same model and input
 # (`cnnvis bench`, one process per method) and prints a markdown table for docs/BENCHMARKS.md.
 #   bench/methods.sh [CNNVIS] [MODELS...]      e.g. bench/methods.sh build/cnnvis resnet50 vgg16
-# Env: THREADS (default 2), REPEAT (default 3; 1 for the multi-pass methods), SIZE (224).
+# Env: THREADS (default 2), REPEAT (default 3; 1 for the multi-pass methods), SIZE (224),
+# METHODS (space-separated; default: every registered method).
 set -euo pipefail
 cnnvis="${1:-build/cnnvis}"; shift || true
 models=("${@:-resnet50}")
 threads="${THREADS:-2}"; repeat="${REPEAT:-3}"; size="${SIZE:-224}"
-methods=$("$cnnvis" list | awk '{print $1}')
+methods="${METHODS:-$("$cnnvis" list | awk '{print $1}')}"
 echo "| method | model | forward | method | ratio | batched forward per image | peak RSS |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 for model in "${models[@]}"; do
@@ -15,7 +16,7 @@ for model in "${models[@]}"; do
     r=$repeat; extra=()
     case $m in
       integrated-gradients|smoothgrad) r=1 ;;
-      occlusion) r=1; extra=(--ref-batch 32) ;;
+      occlusion|score-cam|ablation-cam) r=1; extra=(--ref-batch 32) ;;
     esac
     json=$("$cnnvis" --threads "$threads" bench "$m" --model "$model" --random-weights 0 \
       --size "$size" --repeat "$r" "${extra[@]}")

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cnnvis/demo/train.hpp"
 #include "cnnvis/models/zoo.hpp"
 #include "common.hpp"
 
@@ -12,7 +13,7 @@ namespace cnnvis::cli {
 void setup_layers(CLI::App& app) {
   struct Options {
     std::string arch;
-    int64_t size = 224;
+    int64_t size = 0;  // 0: the model's own (96 for demo, else 224)
     std::vector<std::string> only;
   };
   auto o = std::make_shared<Options>();
@@ -21,11 +22,13 @@ void setup_layers(CLI::App& app) {
       "print every addressable layer: name (for --layer), type, output shape, parameters\n"
       "  e.g. cnnvis layers --model vgg16 --size 224");
   sub->add_option("--model,-m", o->arch, "architecture")->required();
-  sub->add_option("--size", o->size, "input size for the output shapes")->capture_default_str()
+  sub->add_option("--size", o->size,
+                  "input size for the output shapes (default 96 for demo, else 224)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--layer,-l", o->only, "show only these layers (checks that the names exist)");
   sub->callback([o] {
     auto model = make_model(o->arch);  // shapes and sizes need no trained weights
+    if (o->size == 0) o->size = o->arch == "demo" ? demo::kDemoSize : 224;
     for (const auto& name : o->only) model->check_layer(name);
     auto infos = describe_layers(*model, o->size, o->size);
     if (!o->only.empty()) {

@@ -149,11 +149,21 @@ void parse_extras(const std::vector<std::string>& extras, MethodParams& params,
       throw usage_error("unexpected argument '" + token + "' (method options are --key value; "
                         "see cnnvis list -v)");
     }
+    // A repeated option accumulates: --layer a --layer b gives layer=a,b.
+    auto put = [&params](const std::string& key, const std::string& value) {
+      auto it = params.find(key);
+      if (it == params.end()) {
+        params[key] = value;
+      } else {
+        it->second += "," + value;
+      }
+    };
     const auto eq = token.find('=');
     if (eq != std::string::npos) {
-      params[token.substr(2, eq - 2)] = token.substr(eq + 1);
+      put(token.substr(2, eq - 2), token.substr(eq + 1));
     } else if (i + 1 < extras.size() && extras[i + 1].rfind("--", 0) != 0) {
-      params[token.substr(2)] = extras[++i];
+      put(token.substr(2), extras[i + 1]);
+      ++i;
     } else {
       throw usage_error(token + ": expected a value (" + method + " option, see cnnvis list -v)");
     }

@@ -214,7 +214,7 @@ MethodInfo integrated_gradients_method_info() {
   info.views = detail::gradient_views(/*with_signs=*/false);
   auto path_views = detail::gradient_views(false, "path_gradient", "path-");
   for (auto& v : path_views) {
-    v.description = "without image multiplication (the path-averaged gradient), " + v.description;
+    v.description = "path-averaged (no image multiplication) " + v.description;
     info.views.push_back(v);
   }
   info.make = [](const MethodParams& params) -> std::unique_ptr<Method> {

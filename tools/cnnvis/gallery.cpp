@@ -32,7 +32,7 @@ nav a { margin-right: 1em; }
 table { border-collapse: collapse; }
 th, td { padding: 4px; text-align: center; vertical-align: middle; }
 th { font-weight: normal; font-size: 0.85em; }
-td.label { text-align: right; font-size: 0.9em; white-space: nowrap; padding-right: 10px; }
+td.label { text-align: right; font-size: 0.9em; max-width: 240px; padding-right: 10px; }
 tr.first td { border-top: 1px solid #ccc; }
 img.thumb { width: 128px; height: 128px; object-fit: contain; image-rendering: pixelated; }
 img.full { width: 288px; height: 288px; object-fit: contain; image-rendering: pixelated; }

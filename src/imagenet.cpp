@@ -96,4 +96,9 @@ std::string class_name(int64_t index, int64_t num_classes) {
   return "class " + std::to_string(index);
 }
 
+std::string class_name(int64_t index, const std::vector<std::string>& names) {
+  if (index >= 0 && index < static_cast<int64_t>(names.size())) return names[index];
+  return "class " + std::to_string(index);
+}
+
 }  // namespace cnnvis

@@ -390,4 +390,6 @@ TEST(Imagenet, ClassNamesAndResolution) {
   EXPECT_NE(msg.find("tabbby"), std::string::npos);
   EXPECT_EQ(cnnvis::class_name(281, 1000), "tabby");
   EXPECT_EQ(cnnvis::class_name(3, 10), "class 3");
+  EXPECT_EQ(cnnvis::class_name(1, std::vector<std::string>{"a", "b"}), "b");
+  EXPECT_EQ(cnnvis::class_name(2, std::vector<std::string>{"a", "b"}), "class 2");
 }

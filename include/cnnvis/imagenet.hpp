@@ -19,5 +19,7 @@ int64_t resolve_class(const std::string& target, const std::vector<std::string>&
 // Name of class `index` for printing: the ImageNet name when the model has 1000 classes,
 // otherwise "class <index>".
 std::string class_name(int64_t index, int64_t num_classes);
+// The same from a model's own names (Model::class_names()): names[index], else "class <index>".
+std::string class_name(int64_t index, const std::vector<std::string>& names);
 
 }  // namespace cnnvis

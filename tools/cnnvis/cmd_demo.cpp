@@ -71,11 +71,6 @@ std::string safe_stem(const fs::path& path, std::set<std::string>& taken) {
   return unique;
 }
 
-std::string class_label(int64_t index, const std::vector<std::string>& names) {
-  return index < static_cast<int64_t>(names.size()) ? names[index]
-                                                    : "class " + std::to_string(index);
-}
-
 void run_demo(const DemoOptions& o, const std::string& command_line) {
   const auto method_names = parse_method_list(o.methods, "--methods");
   const std::string folder =
@@ -132,13 +127,13 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
       }
     }
     std::fprintf(stderr, "%sdemo: [%zu/%zu] %s: %s (%.2f);%s%s\n", tty ? "\r" : "", i + 1,
-                 paths.size(), stem.c_str(), class_label(target, names).c_str(),
+                 paths.size(), stem.c_str(), class_name(target, names).c_str(),
                  probs[target].item<double>(), timing.c_str(), tty ? "\033[K" : "");
     images.push_back({{"stem", stem},
                       {"file", input_file},
                       {"source", path.filename().string()},
                       {"target", target},
-                      {"target_name", class_label(target, names)},
+                      {"target_name", class_name(target, names)},
                       {"probability", probs[target].item<double>()}});
   }
 

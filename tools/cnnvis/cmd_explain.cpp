@@ -62,11 +62,6 @@ Target unit_target(const std::string& unit, const std::string& reduce, Model& mo
   return Target::layer_unit(layer, filter, reduction);
 }
 
-std::string label(int64_t index, const std::vector<std::string>& names) {
-  return index < static_cast<int64_t>(names.size()) ? names[index]
-                                                    : "class " + std::to_string(index);
-}
-
 // Prints the top-5 predictions of `logits` [1, C].
 void print_top5(const torch::Tensor& logits, const std::vector<std::string>& names) {
   const auto probs = torch::softmax(logits.to(torch::kCPU, torch::kDouble), 1)[0];
@@ -76,7 +71,7 @@ void print_top5(const torch::Tensor& logits, const std::vector<std::string>& nam
   for (int64_t i = 0; i < values.size(0); ++i) {
     const int64_t c = indices[i].item<int64_t>();
     std::cout << "    " << (i + 1) << ". " << std::setw(4) << c << " "
-              << std::left << std::setw(28) << label(c, names) << std::right << " "
+              << std::left << std::setw(28) << class_name(c, names) << std::right << " "
               << std::fixed << std::setprecision(4) << values[i].item<double>() << "\n";
   }
   std::cout.unsetf(std::ios::fixed);
@@ -128,7 +123,7 @@ void run_explain(const ExplainOptions& o) {
       const int64_t c = o.target.empty() ? logits.argmax(1).item<int64_t>()
                                          : resolve_class(o.target, names, model->num_classes());
       target = Target::class_logit(c);
-      std::cout << "  explaining class " << c << " (" << label(c, names) << ") with "
+      std::cout << "  explaining class " << c << " (" << class_name(c, names) << ") with "
                 << info.name << "\n";
     }
     auto result = method->explain(*model, x, target);

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <sstream>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -153,6 +154,23 @@ at::Tensor load_image(const std::string& path) {
   rgb.convertTo(f, CV_32F, scale);
   at::Tensor hwc = at::from_blob(f.data, {f.rows, f.cols, 3}, at::kFloat);
   return hwc.permute({2, 0, 1}).clamp(0, 1).contiguous();  // clamp: float TIFF/HDR inputs
+}
+
+bool parse_rgb(const std::string& text, std::array<double, 3>& out) {
+  std::stringstream in(text);
+  std::string item;
+  size_t n = 0;
+  try {
+    while (std::getline(in, item, ',')) {
+      if (n == 3) return false;
+      size_t used = 0;
+      out[n++] = std::stod(item, &used);
+      if (used != item.size()) return false;
+    }
+  } catch (const std::exception&) {
+    return false;
+  }
+  return n == 3;
 }
 
 at::Tensor resize_image(const at::Tensor& rgb, const Preprocess& options) {

@@ -390,6 +390,12 @@ TEST(Imagenet, ClassNamesAndResolution) {
   EXPECT_NE(msg.find("tabbby"), std::string::npos);
   EXPECT_EQ(cnnvis::class_name(281, 1000), "tabby");
   EXPECT_EQ(cnnvis::class_name(3, 10), "class 3");
+  std::array<double, 3> rgb{};
+  EXPECT_TRUE(cnnvis::parse_rgb("0.5,1,-2e-1", rgb));
+  EXPECT_EQ(rgb, (std::array<double, 3>{0.5, 1.0, -0.2}));
+  for (const char* bad : {"1,2", "1,2,3,4", "1,x,3", "1,2,3x", ""}) {
+    EXPECT_FALSE(cnnvis::parse_rgb(bad, rgb)) << bad;
+  }
   EXPECT_EQ(cnnvis::class_name(1, std::vector<std::string>{"a", "b"}), "b");
   EXPECT_EQ(cnnvis::class_name(2, std::vector<std::string>{"a", "b"}), "class 2");
 }

@@ -30,6 +30,10 @@ struct Preprocess {
   std::array<double, 3> std{0.229, 0.224, 0.225};
 };
 
+// Parses "R,G,B" (three comma-separated numbers, e.g. a normalization mean) into `out`;
+// false for anything else (the caller words the error for its option).
+bool parse_rgb(const std::string& text, std::array<double, 3>& out);
+
 // Resizes an RGB image [3, H, W] in [0, 1] as `options` says (no normalization).
 at::Tensor resize_image(const at::Tensor& rgb, const Preprocess& options);
 // (x - mean) / std per channel; [3,H,W] or [N,3,H,W].

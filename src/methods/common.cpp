@@ -98,20 +98,7 @@ std::array<double, 3> OptionReader::triple(const std::string& key,
   const auto* value = find(key);
   if (value == nullptr) return fallback;
   std::array<double, 3> out{};
-  std::stringstream in(*value);
-  std::string item;
-  size_t n = 0;
-  try {
-    while (std::getline(in, item, ',')) {
-      if (n == 3) throw std::invalid_argument("too many");
-      size_t used = 0;
-      out[n++] = std::stod(item, &used);
-      if (used != item.size()) throw std::invalid_argument("junk");
-    }
-  } catch (const std::exception&) {
-    n = 0;
-  }
-  if (n != 3) fail(key, *value, "three comma-separated numbers R,G,B");
+  if (!parse_rgb(*value, out)) fail(key, *value, "three comma-separated numbers R,G,B");
   return out;
 }
 

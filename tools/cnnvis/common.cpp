@@ -15,20 +15,7 @@ namespace {
 
 std::array<double, 3> parse_triple(const std::string& text, const std::string& option) {
   std::array<double, 3> values{};
-  std::stringstream in(text);
-  std::string item;
-  size_t n = 0;
-  try {
-    while (std::getline(in, item, ',')) {
-      if (n == 3) throw std::invalid_argument("too many");
-      size_t used = 0;
-      values[n++] = std::stod(item, &used);
-      if (used != item.size()) throw std::invalid_argument("junk");
-    }
-  } catch (const std::exception&) {
-    n = 0;
-  }
-  if (n != 3) {
+  if (!parse_rgb(text, values)) {
     throw usage_error(option + ": expected three comma-separated numbers (R,G,B), got '" + text +
                       "'");
   }

@@ -65,6 +65,8 @@ std::vector<std::string> Model::class_names() const {
   return num_classes() == 1000 ? imagenet_classes() : std::vector<std::string>{};
 }
 
+std::vector<GraphNode> Model::graph() const { return {}; }
+
 void Model::check_layer(const std::string& layer) const {
   std::vector<std::string> names;
   for (const auto& info : layers()) {

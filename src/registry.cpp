@@ -6,6 +6,7 @@
 #include "cnnvis/methods/gradient_x_input.hpp"
 #include "cnnvis/methods/guided_backprop.hpp"
 #include "cnnvis/methods/integrated_gradients.hpp"
+#include "cnnvis/methods/lrp.hpp"
 #include "cnnvis/methods/noise_tunnel.hpp"
 #include "cnnvis/methods/occlusion.hpp"
 #include "cnnvis/methods/score_cam.hpp"
@@ -32,6 +33,7 @@ const std::vector<MethodInfo>& methods() {
       eigen_cam_method_info(),
       score_cam_method_info(),
       ablation_cam_method_info(),
+      lrp_method_info(),
   };
   return registry;
 }

@@ -37,6 +37,27 @@ struct LayerInfo {
   std::vector<int64_t> shape;  // output shape [N, C, H, W] (filled by describe_layers)
 };
 
+// One node of a model's layer graph (Model::graph()): what methods that walk the network layer
+// by layer (LRP) need, since LibTorch has no hooks to discover it. A sequence of nodes is applied
+// in order; a residual node computes after(branch(x) + shortcut(x)).
+struct GraphNode {
+  enum class Kind { kLayer, kFlatten, kResidual };
+  Kind kind = Kind::kLayer;
+  std::string name;                  // the layer's dotted name; empty for kFlatten
+  std::vector<std::string> aliases;  // other names of this node's output ("features" for its
+                                     // last child, "layer4" for its last block)
+  // kLayer: "Conv2d", "Linear", "BatchNorm2d", "ReLU", "MaxPool2d", "AvgPool2d",
+  // "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout", "Identity"; kResidual: the block type.
+  std::string type;
+  // kLayer: the torch module, whose parameters and options the walk uses (torch::nn::Conv2d,
+  // Linear, BatchNorm2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Dropout,
+  // ReLU, Identity); a "ReLU" node may hold any module (it is applied as max(x, 0)).
+  std::shared_ptr<torch::nn::Module> module;
+  std::vector<GraphNode> branch;    // kResidual: the main path
+  std::vector<GraphNode> shortcut;  // kResidual: the shortcut path (empty: identity)
+  std::vector<GraphNode> after;     // kResidual: applied to the sum (ResNet: the ReLU)
+};
+
 struct ForwardResult {
   at::Tensor output;                        // logits [N, num_classes]
   std::map<std::string, at::Tensor> taps;   // requested activations by layer name
@@ -67,6 +88,10 @@ class Model {
   // Class names by index, for printing and for --target NAME; empty if unknown. The default:
   // ImageNet's names for a 1000-class model.
   virtual std::vector<std::string> class_names() const;
+  // The layer graph, in forward order, for methods that walk the network layer by layer (LRP).
+  // Applying the nodes to x must give forward(x).output. The default is empty: such methods
+  // then throw an error saying that the model does not describe its graph.
+  virtual std::vector<GraphNode> graph() const;
 
   ReluMode relu_mode() const { return relu_mode_; }
 

@@ -108,6 +108,38 @@ class BlockImpl : public nn::Module {
     return infos;
   }
 
+  // The block as a residual graph node: relu(branch(x) + shortcut(x)).
+  GraphNode graph_node(const std::string& name) const {
+    const std::string p = name + ".";
+    auto layer = [&](const std::string& child, const std::string& type,
+                     std::shared_ptr<nn::Module> module) {
+      GraphNode node;
+      node.name = p + child;
+      node.type = type;
+      node.module = std::move(module);
+      return node;
+    };
+    GraphNode node;
+    node.kind = GraphNode::Kind::kResidual;
+    node.name = name;
+    node.type = bottleneck_ ? "Bottleneck" : "BasicBlock";
+    node.branch = {layer("conv1", "Conv2d", conv1_.ptr()), layer("bn1", "BatchNorm2d", bn1_.ptr()),
+                   layer("relu", "ReLU", relu_.ptr()), layer("conv2", "Conv2d", conv2_.ptr()),
+                   layer("bn2", "BatchNorm2d", bn2_.ptr())};
+    if (bottleneck_) {
+      node.branch.push_back(layer("relu", "ReLU", relu_.ptr()));
+      node.branch.push_back(layer("conv3", "Conv2d", conv3_.ptr()));
+      node.branch.push_back(layer("bn3", "BatchNorm2d", bn3_.ptr()));
+    }
+    if (downsample_) {
+      node.shortcut = {layer("downsample.0", "Conv2d", downsample_->ptr(0)),
+                       layer("downsample.1", "BatchNorm2d", downsample_->ptr(1))};
+      node.shortcut.back().aliases.push_back(p + "downsample");
+    }
+    node.after = {layer("relu", "ReLU", relu_.ptr())};
+    return node;
+  }
+
   // Returns the block output; records its children under `prefix`. The shared `relu` module
   // runs two or three times: its tap holds its last output (the block's output), as a forward
   // hook that overwrites would.
@@ -159,6 +191,7 @@ class ZooModel : public Model {
   std::vector<LayerInfo> layers() const override { return layers_; }
   nn::Module& module() override { return *net_; }
   std::string default_cam_layer() const override { return cam_layer_; }
+  std::vector<GraphNode> graph() const override { return graph_; }
 
   ForwardResult forward_impl(const Tensor& x, const std::vector<std::string>& taps) override {
     ForwardResult result;
@@ -201,6 +234,7 @@ class ZooModel : public Model {
                 [any](const Tensor& x, const Recorder&) mutable {
                   return any.forward<Tensor>(x);
                 });
+      add_graph_layer(child_name, type_of(child), child);
     }
     alias_ending_stage(name);
   }
@@ -212,11 +246,26 @@ class ZooModel : public Model {
               [module](const Tensor& x, const Recorder&) mutable {
                 return module->forward(x);
               });
+    add_graph_layer(name, type, module.ptr());
   }
 
   void add_flatten() {
     stages_.push_back({"", [](const Tensor& x, const Recorder&) { return x.flatten(1); }, {}});
+    GraphNode node;
+    node.kind = GraphNode::Kind::kFlatten;
+    graph_.push_back(std::move(node));
   }
+
+  void add_graph_layer(const std::string& name, const std::string& type,
+                       std::shared_ptr<nn::Module> module) {
+    GraphNode node;
+    node.name = name;
+    node.type = type;
+    node.module = std::move(module);
+    graph_.push_back(std::move(node));
+  }
+
+  void add_graph_node(GraphNode node) { graph_.push_back(std::move(node)); }
 
   void add_stage(const std::string& name, const std::string& type, int64_t params,
                  std::function<Tensor(const Tensor&, const Recorder&)> fn) {
@@ -228,6 +277,7 @@ class ZooModel : public Model {
   // The layer `name` (already in layers_) is the output of the last stage added.
   void alias_ending_stage(const std::string& name) {
     stages_.back().names.push_back(name);
+    if (!graph_.empty()) graph_.back().aliases.push_back(name);
     resume_[name] = stages_.size() - 1;
   }
 
@@ -270,6 +320,7 @@ class ZooModel : public Model {
   std::shared_ptr<nn::Module> net_;
   std::vector<Stage> stages_;
   std::vector<LayerInfo> layers_;
+  std::vector<GraphNode> graph_;
   std::map<std::string, size_t> resume_;
   std::vector<ReluImpl*> relus_;
   std::string cam_layer_;
@@ -371,6 +422,7 @@ class ResNet : public ZooModel {
                   [block, prefix = block_name + "."](const Tensor& x, const Recorder& rec) {
                     return block->forward(x, prefix, rec);
                   });
+        add_graph_node(block->graph_node(block_name));
         for (auto& info : block->child_layers(block_name + ".")) add_layer(std::move(info));
       }
       alias_ending_stage(name);

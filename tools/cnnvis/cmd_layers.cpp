@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cnnvis/demo/train.hpp"
+#include "cnnvis/methods/lrp.hpp"
 #include "cnnvis/models/zoo.hpp"
 #include "common.hpp"
 
@@ -15,6 +16,8 @@ void setup_layers(CLI::App& app) {
     std::string arch;
     int64_t size = 0;  // 0: the model's own (96 for demo, else 224)
     std::vector<std::string> only;
+    std::string lrp;
+    std::vector<std::string> rules;
   };
   auto o = std::make_shared<Options>();
   auto* sub = app.add_subcommand(
@@ -26,10 +29,22 @@ void setup_layers(CLI::App& app) {
                   "input size for the output shapes (default 96 for demo, else 224)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--layer,-l", o->only, "show only these layers (checks that the names exist)");
+  sub->add_option("--lrp", o->lrp,
+                  "also show the LRP rule of each layer under this composite, e.g. "
+                  "epsilon-gamma-box (see cnnvis list --verbose)");
+  sub->add_option("--rule", o->rules,
+                  "with --lrp: rule overrides LAYER_OR_TYPE=RULE, as `cnnvis explain lrp --rule`");
   sub->callback([o] {
     auto model = make_model(o->arch);  // shapes and sizes need no trained weights
     if (o->size == 0) o->size = o->arch == "demo" ? demo::kDemoSize : 224;
     for (const auto& name : o->only) model->check_layer(name);
+    std::map<std::string, std::string> lrp_rules;
+    if (!o->lrp.empty() || !o->rules.empty()) {
+      MethodParams params{{"composite", o->lrp.empty() ? "epsilon-plus-flat" : o->lrp}};
+      for (const auto& r : o->rules) params["rule"] += (params["rule"].empty() ? "" : ",") + r;
+      const auto options = parse_lrp_options(params);
+      for (const auto& [layer, rule] : lrp_rule_table(*model, options)) lrp_rules[layer] = rule;
+    }
     auto infos = describe_layers(*model, o->size, o->size);
     if (!o->only.empty()) {
       infos.erase(std::remove_if(infos.begin(), infos.end(),
@@ -50,6 +65,9 @@ void setup_layers(CLI::App& app) {
       shape << "]";
       std::string notes = info.resumable ? "" : "inside a block";
       if (info.name == model->default_cam_layer()) notes += "default CAM layer";
+      if (auto it = lrp_rules.find(info.name); it != lrp_rules.end()) {
+        notes += (notes.empty() ? "lrp: " : "; lrp: ") + it->second;
+      }
       std::cout << std::left << std::setw(26) << info.name << std::setw(20) << info.type
                 << std::setw(22) << shape.str() << std::right << std::setw(12) << info.parameters
                 << "  " << notes << "\n";

@@ -78,7 +78,7 @@ std::string op_type(Op op) {
 
 // z + eps * sign(z), sign(0) = +1.
 Tensor stab(const Tensor& z, double eps) {
-  return z + eps * (z.ge(0).to(z.scalar_type()) * 2 - 1);
+  return z.ge(0).to(z.scalar_type()).mul_(2 * eps).sub_(eps).add_(z);
 }
 
 // R / stab(z); with eps = 0, R / z and 0 where z = 0 (no relevance through a zero output).
@@ -117,9 +117,15 @@ Tensor plus(const Tensor& t, double g, const Tensor& part) {
   return t.defined() ? t + g * part : t;
 }
 
+// Returns a parameter-derived tensor by tag ("w+", "w-", ...), computing it with `make` unless
+// the cache holds it for the same parameters.
+using Derive = std::function<Tensor(const std::string& tag, const std::function<Tensor()>& make)>;
+
+Tensor no_cache(const std::string&, const std::function<Tensor()>& make) { return make(); }
+
 // Applies `rule` to a layer with input a and output relevance R.
 Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const Tensor& a,
-                  const Tensor& R, const LrpOptions& options) {
+                  const Tensor& R, const LrpOptions& options, const Derive& derive = no_cache) {
   torch::AutoGradMode grad_mode(true);
   const double eps = rule.epsilon;
   switch (rule.kind) {
@@ -138,15 +144,19 @@ Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const 
       return a * vjp(t, s);
     }
     case LrpRuleKind::kClassic: {
-      const auto w = plus(p.weight, rule.gamma, clamp_min0(p.weight));
+      const auto tag = "classic:" + std::to_string(rule.gamma);
+      const auto w = p.weight.defined() ? derive(tag + "w", [&] {
+        return plus(p.weight, rule.gamma, clamp_min0(p.weight));
+      }) : Tensor();
       const auto b = plus(p.bias, rule.gamma, clamp_min0(p.bias));
       const auto t = evaluate(f, a, w, b);
       return a * vjp(t, R / (t.z.detach() + eps));
     }
     case LrpRuleKind::kFlat:
     case LrpRuleKind::kWSquare: {
-      const auto w = rule.kind == LrpRuleKind::kFlat ? torch::ones_like(p.weight)
-                                                     : p.weight * p.weight;
+      const auto w = rule.kind == LrpRuleKind::kFlat
+                         ? derive("ones", [&] { return torch::ones_like(p.weight); })
+                         : derive("w^2", [&] { return p.weight * p.weight; });
       const auto t = evaluate(f, torch::ones_like(a), w);
       return vjp(t, R / stab(t.z.detach(), eps));
     }
@@ -163,8 +173,10 @@ Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const 
       };
       const auto low = bound(0.0), high = bound(1.0);
       const auto t0 = evaluate(f, a, p.weight, p.bias);
-      const auto t1 = evaluate(f, low, clamp_min0(p.weight), clamp_min0(p.bias));
-      const auto t2 = evaluate(f, high, clamp_max0(p.weight), clamp_max0(p.bias));
+      const auto t1 = evaluate(f, low, derive("w+", [&] { return p.weight.clamp_min(0); }),
+                               clamp_min0(p.bias));
+      const auto t2 = evaluate(f, high, derive("w-", [&] { return p.weight.clamp_max(0); }),
+                               clamp_max0(p.bias));
       const auto s = R / stab(t0.z.detach() - t1.z.detach() - t2.z.detach(), eps);
       return a * vjp(t0, s) - low * vjp(t1, s) - high * vjp(t2, s);
     }
@@ -174,27 +186,28 @@ Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const 
       break;
   }
   // The sign-split rules. Terms whose input part is all zero (a >= 0 after a ReLU) contribute
-  // exactly 0 and are skipped.
-  const auto ap = a.clamp_min(0), an = a.clamp_max(0);
-  const bool negative = an.lt(0).any().item<bool>();
-  const auto wp = p.weight.clamp_min(0), wn = p.weight.clamp_max(0);
-  // sum over (input, weight, bias) terms of the layer outputs, and the input-side relevance
-  // sum_t input_t * vjp_t(s) once s is known.
+  // exactly 0 and are skipped, and then a+ is a itself.
+  const bool negative = a.lt(0).any().item<bool>();
+  const auto ap = negative ? a.clamp_min(0) : a;
+  const auto an = negative ? a.clamp_max(0) : Tensor();
+  // A group of terms: f(a+; w_pos_in, b) + f(a-; w_neg_in) and its input-side relevance
+  // sum_t input_t * vjp_t(s) once s is known. w_neg_in is only evaluated if a has negatives.
   struct Group {
     std::vector<Term> terms;
     std::vector<Tensor> inputs;
     Tensor z;
   };
-  auto group = [&](const Tensor& w_pos_in, const Tensor& b_pos_in, const Tensor& w_neg_in) {
+  auto group = [&](const Tensor& w_pos_in, const Tensor& b_pos_in,
+                   const std::function<Tensor()>& w_neg_in) {
     Group g;
     g.terms.push_back(evaluate(f, ap, w_pos_in, b_pos_in));
     g.inputs.push_back(ap);
-    if (negative) {
-      g.terms.push_back(evaluate(f, an, w_neg_in));
-      g.inputs.push_back(an);
-    }
     g.z = g.terms[0].z.detach();
-    for (size_t i = 1; i < g.terms.size(); ++i) g.z = g.z + g.terms[i].z.detach();
+    if (negative) {
+      g.terms.push_back(evaluate(f, an, w_neg_in()));
+      g.inputs.push_back(an);
+      g.z = g.z + g.terms[1].z.detach();
+    }
     return g;
   };
   auto redistribute = [&](const Group& g, const Tensor& s) {
@@ -204,7 +217,10 @@ Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const 
   };
   if (rule.kind == LrpRuleKind::kGamma) {
     const double gm = rule.gamma;
-    const auto w_up = p.weight + gm * wp, w_down = p.weight + gm * wn;
+    const auto tag = std::to_string(gm);
+    const auto w_up = derive("w+g" + tag, [&] { return p.weight + gm * p.weight.clamp_min(0); });
+    const auto w_down =
+        derive("w-g" + tag, [&] { return p.weight + gm * p.weight.clamp_max(0); });
     const auto b_up = plus(p.bias, gm, clamp_min0(p.bias));
     const auto b_down = plus(p.bias, gm, clamp_max0(p.bias));
     Tensor z;
@@ -212,23 +228,45 @@ Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const 
       torch::NoGradGuard no_grad;
       z = f(a, p.weight, p.bias);
     }
-    const auto pos = group(w_up, b_up, w_down);
-    const auto neg = group(w_down, b_down, w_up);
-    const auto sp = z.gt(0).to(z.scalar_type()) * R / stab(pos.z, eps);
-    const auto sn = z.lt(0).to(z.scalar_type()) * R / stab(neg.z, eps);
+    const auto pos = group(w_up, b_up, [&] { return w_down; });
+    const auto neg = group(w_down, b_down, [&] { return w_up; });
+    const auto sp = torch::where(z.gt(0), R / stab(pos.z, eps), torch::zeros_like(z));
+    const auto sn = torch::where(z.lt(0), R / stab(neg.z, eps), torch::zeros_like(z));
     return redistribute(pos, sp) + redistribute(neg, sn);
   }
   const double alpha = rule.kind == LrpRuleKind::kZPlus ? 1.0 : rule.alpha;
   const double beta = rule.kind == LrpRuleKind::kZPlus ? 0.0 : rule.beta;
-  const auto pos = group(wp, clamp_min0(p.bias), wn);
+  const auto wp = derive("w+", [&] { return p.weight.clamp_min(0); });
+  Tensor wn;
+  auto negative_weights = [&] {
+    if (!wn.defined()) wn = derive("w-", [&] { return p.weight.clamp_max(0); });
+    return wn;
+  };
+  const auto pos = group(wp, clamp_min0(p.bias), negative_weights);
   Tensor r = redistribute(pos, R / stab(pos.z, eps));
   if (alpha != 1.0) r = r * alpha;
   if (beta != 0.0) {
-    const auto neg = group(wn, clamp_max0(p.bias), wp);
+    const auto neg = group(negative_weights(), clamp_max0(p.bias), [&] { return wp; });
     r = r - beta * redistribute(neg, R / stab(neg.z, eps));
   }
   return r;
 }
+
+}  // namespace
+
+// Parameter-derived tensors (BatchNorm merged into a convolution, clamped weights) kept between
+// calls of one Lrp object, keyed by module and tag; an entry is reused only while every source
+// tensor is the same tensor at the same version (an in-place change bumps the version).
+struct LrpCache {
+  using Signature = std::vector<std::pair<const void*, uint32_t>>;
+  struct Entry {
+    Signature signature;
+    Tensor value;
+  };
+  std::map<std::pair<const void*, std::string>, Entry> entries;
+};
+
+namespace {
 
 // Per-node forward state: the node's input and output (residual: the two summands too).
 struct Trace {
@@ -256,8 +294,9 @@ void collect_names(const std::vector<GraphNode>& nodes, std::vector<std::string>
 // The walk: forward, rules, backward.
 class Walker {
  public:
-  Walker(const std::string& model, std::vector<GraphNode> graph, const LrpOptions& options)
-      : model_(model), graph_(std::move(graph)), options_(options) {
+  Walker(const std::string& model, std::vector<GraphNode> graph, const LrpOptions& options,
+         LrpCache* cache = nullptr)
+      : model_(model), graph_(std::move(graph)), options_(options), cache_(cache) {
     if (graph_.empty()) {
       throw usage_error("lrp: model '" + model_ + "' does not describe its layer graph "
                         "(Model::graph() is empty), which LRP walks; implement graph() as "
@@ -420,12 +459,20 @@ class Walker {
         case Op::kConv:
         case Op::kLinear: {
           Params p = params(node);
+          const GraphNode* bn = nullptr;
           if (i + 1 < nodes.size() && op_of(nodes[i + 1], model_) == Op::kBatchNorm) {
-            p = merge_batch_norm(p, *std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(
-                                        nodes[i + 1].module));
+            bn = &nodes[i + 1];
+          }
+          const Derive derive = [&](const std::string& tag, const std::function<Tensor()>& make) {
+            return cached(node, bn, tag, make);
+          };
+          if (bn) {
+            auto& norm = *std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(bn->module);
+            p.weight = derive("merged w", [&] { return merge_batch_norm(p, norm).weight; });
+            p.bias = derive("merged b", [&] { return merge_batch_norm(p, norm).bias; });
           }
           const auto rule = rule_for(node, op);
-          R = apply_rule(rule, layer_fn(node, op), p, t.input, R, options_);
+          R = apply_rule(rule, layer_fn(node, op), p, t.input, R, options_, derive);
           if (R.sizes() != t.input.sizes()) {
             throw usage_error("lrp: rule " + to_string(rule) + " cannot map layer '" + node.name +
                               "' (" + c10::str(t.output.sizes()) + " from " +
@@ -593,6 +640,28 @@ class Walker {
                       "resumable layers)");
   }
 
+  // A parameter-derived tensor of `node` (with `bn` merged), from the cache if still valid.
+  Tensor cached(const GraphNode& node, const GraphNode* bn, const std::string& tag,
+                const std::function<Tensor()>& make) const {
+    if (!cache_) return make();
+    LrpCache::Signature signature;
+    for (const auto* n : {&node, bn}) {
+      if (!n) continue;
+      for (const auto& t : n->module->parameters()) {
+        signature.emplace_back(t.unsafeGetTensorImpl(), t._version());
+      }
+      for (const auto& t : n->module->buffers()) {
+        signature.emplace_back(t.unsafeGetTensorImpl(), t._version());
+      }
+    }
+    auto& entry = cache_->entries[{node.module.get(), tag}];
+    if (!entry.value.defined() || entry.signature != signature) {
+      entry.value = make();
+      entry.signature = std::move(signature);
+    }
+    return entry.value;
+  }
+
   void record(const GraphNode& node, const Tensor& R) {
     for (const auto& n : names_of(node)) {
       if (wanted_.count(n) && !found_.count(n)) found_[n] = R;
@@ -702,6 +771,7 @@ class Walker {
   std::string model_;
   std::vector<GraphNode> graph_;
   LrpOptions options_;
+  LrpCache* cache_ = nullptr;
   bool classic_ = false;
   double epsilon_ = 1e-6, gamma_ = 0.25;
   const GraphNode* first_ = nullptr;
@@ -864,12 +934,13 @@ std::vector<std::pair<std::string, std::string>> lrp_rule_table(const Model& mod
   return out;
 }
 
-Lrp::Lrp(LrpOptions options) : options_(std::move(options)) {}
+Lrp::Lrp(LrpOptions options)
+    : options_(std::move(options)), cache_(std::make_shared<LrpCache>()) {}
 
 std::map<std::string, at::Tensor> Lrp::relevances(Model& model, const at::Tensor& input,
                                                   const Target& target,
                                                   const std::vector<std::string>& layers) {
-  Walker walker(model.name(), model.graph(), options_);
+  Walker walker(model.name(), model.graph(), options_, cache_.get());
   return walker.run(input, target, layers);
 }
 

@@ -41,6 +41,7 @@
 
 #include <array>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -100,6 +101,10 @@ struct LrpOptions {
 std::vector<std::pair<std::string, std::string>> lrp_rule_table(const Model& model,
                                                                 const LrpOptions& options);
 
+struct LrpCache;
+
+// Keeps parameter-derived tensors (merged BatchNorm, clamped weights) between calls; they are
+// recomputed when the model's parameters change (in place or replaced).
 class Lrp : public Method {
  public:
   explicit Lrp(LrpOptions options = {});
@@ -116,6 +121,7 @@ class Lrp : public Method {
 
  private:
   LrpOptions options_;
+  std::shared_ptr<LrpCache> cache_;
 };
 
 // LrpOptions from method options (the keys of lrp_method_info(), colormap included); throws

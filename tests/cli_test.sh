@@ -157,6 +157,27 @@ expect 2 "vanilla: unknown option 'steps'" "$CNNVIS" explain vanilla --model dem
   --out "$work/out" --steps 3
 expect 2 "--unit and --target exclude" "$CNNVIS" explain vanilla --model demo --image "$star" \
   --out "$work/out" --unit features.17:1 --target star
+# LRP: a composite, rule overrides and the relevance at a layer (raw [1, C, h, w] plus the input).
+rm -rf "$work/lrp"
+"$CNNVIS" explain lrp --model vgg11_bn --random-weights 2 --size 64 --image "$cat_png" \
+  --out "$work/lrp" --composite epsilon-gamma-box --rule Linear=epsilon:0.01 --layer features.7 \
+  --raw > "$work/stdout" 2>&1 && [ -s "$work/lrp/chelsea_lrp_heatmap.png" ] \
+  && [ -s "$work/lrp/chelsea_lrp_input.png" ] && [ -s "$work/lrp/chelsea_lrp_input.npy" ] && ok \
+  || fail "lrp at a layer: $(cat "$work/stdout")"
+if /usr/bin/python3 -c "import numpy" 2> /dev/null; then
+  shape=$(/usr/bin/python3 -c "import numpy; print(numpy.load('$work/lrp/chelsea_lrp.npy').shape)")
+  [ "$shape" = "(1, 128, 16, 16)" ] && ok || fail "lrp raw at features.7 is $shape"
+fi
+"$CNNVIS" layers --model resnet18 --lrp epsilon-gamma-box 2>&1 \
+  | grep -E "^conv1 .*lrp: z-box \(with bn1 merged\)" > /dev/null && ok || fail "layers --lrp"
+expect 2 "composite=epsilon-plus-flatt" "$CNNVIS" explain lrp --model demo --image "$star" \
+  --out "$work/out" --composite epsilon-plus-flatt
+expect 2 "'Conv3d' is neither a layer of demo nor a layer type" "$CNNVIS" explain lrp --model demo \
+  --image "$star" --out "$work/out" --rule Conv3d=z-plus
+expect 2 "lrp rule 'gama': unknown rule 'gama'" "$CNNVIS" explain lrp --model demo \
+  --image "$star" --out "$work/out" --rule Conv2d=gama
+expect 2 "'features.99' is not a layer of demo" "$CNNVIS" explain lrp --model demo \
+  --image "$star" --out "$work/out" --layer features.99
 [ -z "$(find "$work" -name '*.tmp-*')" ] && ok || fail "temporary files left behind"
 
 echo "cli: $passed passed, $failed failed"

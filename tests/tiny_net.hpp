@@ -29,6 +29,17 @@ class TinyNet : public Model {
   }
   torch::nn::Module& module() override { return net_; }
   std::string default_cam_layer() const override { return "relu"; }
+  // The same layers as data (for LRP): the mean over pixels is an adaptive average pool to
+  // 1x1 and a flatten.
+  std::vector<GraphNode> graph() const override {
+    GraphNode conv, relu, pool, flatten, fc;
+    conv.name = "conv", conv.type = "Conv2d", conv.module = conv_.ptr();
+    relu.name = "relu", relu.type = "ReLU";
+    pool.name = "pool", pool.type = "AdaptiveAvgPool2d", pool.module = pool_.ptr();
+    flatten.kind = GraphNode::Kind::kFlatten;
+    fc.name = "fc", fc.type = "Linear", fc.module = fc_.ptr();
+    return {conv, relu, pool, flatten, fc};
+  }
 
  protected:
   ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) override {
@@ -60,6 +71,7 @@ class TinyNet : public Model {
   torch::nn::Module net_;
   torch::nn::Conv2d conv_{torch::nn::Conv2dOptions(3, 4, 3)};
   torch::nn::Linear fc_{4, 3};
+  torch::nn::AdaptiveAvgPool2d pool_{torch::nn::AdaptiveAvgPool2dOptions(1)};
   ReluMode mode_ = ReluMode::kNormal;
 };
 

@@ -5,7 +5,8 @@
 //   - forward_from(layer, activation): run only the layers after `layer`;
 //   - ReLU modes (normal / guided backprop / deconvnet), switched with ReluModeGuard only;
 //   - parameters frozen (requires_grad = false), so torch::autograd::grad computes no weight
-//     gradients and stops at the tapped layer.
+//     gradients and stops at the tapped layer;
+//   - optionally graph(): the layers as data, for methods that walk them one by one (LRP).
 // Layers are addressed by torchvision's dotted names ("features.29", "layer4.1.conv2").
 #include <ATen/core/Tensor.h>
 

@@ -808,7 +808,11 @@ std::vector<View> lrp_views(Colormap colormap, bool with_input) {
       {"heatmap",
        "relevance summed over channels, " + cm +
            " colormap centred on 0, range +-10 (mean |R|^3)^(1/3) (the classic collection's)",
-       "", render}};
+       "", render},
+      {"overlay", "the heatmap over the image, half and half", "",
+       [render](const at::Tensor& raw, const at::Tensor& image) {
+         return overlay(image, render(raw, image), 0.5);
+       }}};
   if (with_input) {
     views.push_back({"input", "the relevance at the input, as the heatmap", "input", render});
   }

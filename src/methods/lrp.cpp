@@ -124,8 +124,10 @@ using Derive = std::function<Tensor(const std::string& tag, const std::function<
 Tensor no_cache(const std::string&, const std::function<Tensor()>& make) { return make(); }
 
 // Applies `rule` to a layer with input a and output relevance R.
+// z_known: the layer's output f(a; W, b) if the forward pass already has it (else undefined).
 Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const Tensor& a,
-                  const Tensor& R, const LrpOptions& options, const Derive& derive = no_cache) {
+                  const Tensor& R, const LrpOptions& options, const Derive& derive = no_cache,
+                  const Tensor& z_known = {}) {
   torch::AutoGradMode grad_mode(true);
   const double eps = rule.epsilon;
   switch (rule.kind) {
@@ -223,8 +225,8 @@ Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const 
         derive("w-g" + tag, [&] { return p.weight + gm * p.weight.clamp_max(0); });
     const auto b_up = plus(p.bias, gm, clamp_min0(p.bias));
     const auto b_down = plus(p.bias, gm, clamp_max0(p.bias));
-    Tensor z;
-    {
+    Tensor z = z_known;
+    if (!z.defined()) {
       torch::NoGradGuard no_grad;
       z = f(a, p.weight, p.bias);
     }
@@ -472,7 +474,9 @@ class Walker {
             p.bias = derive("merged b", [&] { return merge_batch_norm(p, norm).bias; });
           }
           const auto rule = rule_for(node, op);
-          R = apply_rule(rule, layer_fn(node, op), p, t.input, R, options_, derive);
+          // The layer's output (after its merged BatchNorm) is already in the forward trace.
+          const auto& z = bn ? traces[i + 1].output : t.output;
+          R = apply_rule(rule, layer_fn(node, op), p, t.input, R, options_, derive, z);
           if (R.sizes() != t.input.sizes()) {
             throw usage_error("lrp: rule " + to_string(rule) + " cannot map layer '" + node.name +
                               "' (" + c10::str(t.output.sizes()) + " from " +

@@ -15,6 +15,7 @@
 #include "cnnvis/methods/guided_backprop.hpp"
 #include "cnnvis/methods/integrated_gradients.hpp"
 #include "cnnvis/methods/lrp.hpp"
+#include "cnnvis/synthesis.hpp"
 #include "cnnvis/methods/noise_tunnel.hpp"
 #include "cnnvis/methods/occlusion.hpp"
 #include "cnnvis/methods/score_cam.hpp"

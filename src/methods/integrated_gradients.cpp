@@ -8,6 +8,7 @@
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
+#include "methods/blur.hpp"
 #include "methods/common.hpp"
 
 namespace cnnvis {
@@ -38,24 +39,6 @@ void gauss_legendre(int64_t n, std::vector<double>& x, std::vector<double>& w) {
     x[n - 1 - i] = z;
     w[i] = w[n - 1 - i] = 2.0 / ((1.0 - z * z) * pp * pp);
   }
-}
-
-at::Tensor gaussian_blur(const at::Tensor& x, double sigma) {
-  const int64_t radius = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(3 * sigma)));
-  auto k = torch::arange(-radius, radius + 1, x.options()).pow(2).div(-2 * sigma * sigma).exp();
-  k = k / k.sum();
-  const int64_t c = x.size(1);
-  // Separable, edge-replicating padding: the blurred image keeps the image's colours at the
-  // borders.
-  auto y = torch::nn::functional::pad(
-      x, torch::nn::functional::PadFuncOptions({radius, radius, radius, radius})
-             .mode(torch::kReplicate));
-  namespace F = torch::nn::functional;
-  y = F::conv2d(y, k.view({1, 1, 1, -1}).expand({c, 1, 1, 2 * radius + 1}).contiguous(),
-                F::Conv2dFuncOptions().groups(c));
-  y = F::conv2d(y, k.view({1, 1, -1, 1}).expand({c, 1, 2 * radius + 1, 1}).contiguous(),
-                F::Conv2dFuncOptions().groups(c));
-  return y;
 }
 
 }  // namespace
@@ -125,7 +108,7 @@ at::Tensor IntegratedGradients::baseline(const at::Tensor& input) const {
                    .view({1, 3, 1, 1});
   if (b == "zeros") return torch::zeros_like(input);
   if (b == "black") return ((torch::zeros_like(input) - mean) / stdev);
-  if (b == "blur") return gaussian_blur(input.detach(), options_.blur_sigma);
+  if (b == "blur") return detail::gaussian_blur(input.detach(), options_.blur_sigma);
   if (b == "uniform") {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(options_.seed);
     const auto noise = torch::rand(input.sizes(), gen, torch::kFloat).to(opts);

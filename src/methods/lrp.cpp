@@ -15,6 +15,7 @@
 #include "cnnvis/image.hpp"
 #include "detail/strings.hpp"
 #include "methods/common.hpp"
+#include "methods/graph_forward.hpp"
 
 namespace cnnvis {
 namespace {
@@ -23,39 +24,10 @@ namespace nn = torch::nn;
 namespace F = torch::nn::functional;
 using torch::Tensor;
 
-// What a graph node computes.
-enum class Op {
-  kConv, kLinear, kBatchNorm, kRelu, kMaxPool, kAvgPool, kAdaptiveAvgPool, kAdaptiveMaxPool,
-  kIdentity, kFlatten, kResidual
-};
-
-const char* kSupported =
-    "Conv2d, Linear, BatchNorm2d, ReLU, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, "
-    "AdaptiveMaxPool2d, Dropout, Identity, Flatten and residual blocks";
+using Op = detail::GraphOp;
 
 Op op_of(const GraphNode& node, const std::string& model) {
-  if (node.kind == GraphNode::Kind::kFlatten) return Op::kFlatten;
-  if (node.kind == GraphNode::Kind::kResidual) return Op::kResidual;
-  const auto& m = node.module;
-  if (std::dynamic_pointer_cast<nn::Conv2dImpl>(m)) return Op::kConv;
-  if (std::dynamic_pointer_cast<nn::LinearImpl>(m)) return Op::kLinear;
-  if (std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(m)) return Op::kBatchNorm;
-  if (std::dynamic_pointer_cast<nn::MaxPool2dImpl>(m)) return Op::kMaxPool;
-  if (std::dynamic_pointer_cast<nn::AvgPool2dImpl>(m)) return Op::kAvgPool;
-  if (std::dynamic_pointer_cast<nn::AdaptiveAvgPool2dImpl>(m)) return Op::kAdaptiveAvgPool;
-  if (std::dynamic_pointer_cast<nn::AdaptiveMaxPool2dImpl>(m)) return Op::kAdaptiveMaxPool;
-  if (std::dynamic_pointer_cast<nn::FlattenImpl>(m)) return Op::kFlatten;
-  if (std::dynamic_pointer_cast<nn::ReLUImpl>(m) || node.type == "ReLU") return Op::kRelu;
-  if (std::dynamic_pointer_cast<nn::DropoutImpl>(m) ||
-      std::dynamic_pointer_cast<nn::Dropout2dImpl>(m) ||
-      std::dynamic_pointer_cast<nn::IdentityImpl>(m)) {
-    return Op::kIdentity;
-  }
-  throw usage_error("lrp: layer '" + node.name + "' (" + node.type + ") of " + model +
-                    " has no LRP rule; LRP handles " + kSupported +
-                    ": describe the layer with these in the model's graph() (see "
-                    "docs/ARCHITECTURE.md), or explain this model with a gradient method "
-                    "(vanilla, integrated-gradients)");
+  return detail::graph_op(node, model, "lrp");
 }
 
 bool has_params(Op op) { return op == Op::kConv || op == Op::kLinear; }
@@ -277,16 +249,9 @@ struct Trace {
   std::vector<Trace> branch, shortcut, after;
 };
 
-std::vector<std::string> names_of(const GraphNode& node) {
-  std::vector<std::string> names;
-  if (!node.name.empty()) names.push_back(node.name);
-  names.insert(names.end(), node.aliases.begin(), node.aliases.end());
-  return names;
-}
-
 void collect_names(const std::vector<GraphNode>& nodes, std::vector<std::string>& out) {
   for (const auto& n : nodes) {
-    for (auto& name : names_of(n)) out.push_back(name);
+    for (auto& name : detail::graph_names(n)) out.push_back(name);
     collect_names(n.branch, out);
     collect_names(n.shortcut, out);
     collect_names(n.after, out);
@@ -353,7 +318,7 @@ class Walker {
     const LrpRule* by_first = nullptr;
     const LrpRule* by_type = nullptr;
     for (const auto& [key, rule] : options_.rules) {
-      for (const auto& n : names_of(node)) {
+      for (const auto& n : detail::graph_names(node)) {
         if (key == n) by_name = &rule;
       }
       if (first && key == "first") by_first = &rule;
@@ -415,10 +380,10 @@ class Walker {
         t.shortcut_out = node.shortcut.empty() ? x : forward(node.shortcut, x, t.shortcut, taps);
         x = forward(node.after, t.branch_out + t.shortcut_out, t.after, taps);
       } else {
-        x = apply(node, op, x);
+        x = detail::apply_graph_layer(node, op, x);
       }
       t.output = x;
-      for (const auto& n : names_of(node)) {
+      for (const auto& n : detail::graph_names(node)) {
         if (taps.count(n)) taps[n] = x;
       }
     }
@@ -635,7 +600,7 @@ class Walker {
 
   size_t top_level_index(const std::string& name) const {
     for (size_t i = 0; i < graph_.size(); ++i) {
-      for (const auto& n : names_of(graph_[i])) {
+      for (const auto& n : detail::graph_names(graph_[i])) {
         if (n == name) return i;
       }
     }
@@ -667,7 +632,7 @@ class Walker {
   }
 
   void record(const GraphNode& node, const Tensor& R) {
-    for (const auto& n : names_of(node)) {
+    for (const auto& n : detail::graph_names(node)) {
       if (wanted_.count(n) && !found_.count(n)) found_[n] = R;
     }
   }
@@ -746,30 +711,6 @@ class Walker {
     return [o](const Tensor& x, const Tensor&, const Tensor&) {
       return F::adaptive_max_pool2d(x, o);
     };
-  }
-
-  // The node's forward (eval semantics: BatchNorm uses running statistics, Dropout is off).
-  static Tensor apply(const GraphNode& node, Op op, const Tensor& x) {
-    const auto& m = node.module;
-    switch (op) {
-      case Op::kConv: return std::dynamic_pointer_cast<nn::Conv2dImpl>(m)->forward(x);
-      case Op::kLinear: return std::dynamic_pointer_cast<nn::LinearImpl>(m)->forward(x);
-      case Op::kBatchNorm: {
-        auto bn = std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(m);
-        return torch::batch_norm(x, bn->weight, bn->bias, bn->running_mean, bn->running_var,
-                                 /*training=*/false, 0.0, bn->options.eps(),
-                                 /*cudnn_enabled=*/true);
-      }
-      case Op::kRelu: return torch::relu(x);
-      case Op::kMaxPool: return std::dynamic_pointer_cast<nn::MaxPool2dImpl>(m)->forward(x);
-      case Op::kAvgPool: return std::dynamic_pointer_cast<nn::AvgPool2dImpl>(m)->forward(x);
-      case Op::kAdaptiveAvgPool:
-        return std::dynamic_pointer_cast<nn::AdaptiveAvgPool2dImpl>(m)->forward(x);
-      case Op::kAdaptiveMaxPool:
-        return std::dynamic_pointer_cast<nn::AdaptiveMaxPool2dImpl>(m)->forward(x);
-      case Op::kFlatten: return x.flatten(1);
-      default: return x;
-    }
   }
 
   std::string model_;

@@ -54,6 +54,7 @@ void setup_train_demo(CLI::App& app);
 void setup_scenes(CLI::App& app);
 void setup_demo(CLI::App& app);
 void setup_evaluate(CLI::App& app);
+void setup_synthesize(CLI::App& app);
 
 // The command line as typed ("cnnvis demo --out g"), recorded by main() for reports.
 void set_command_line(int argc, char** argv);

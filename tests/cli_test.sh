@@ -178,6 +178,23 @@ expect 2 "lrp rule 'gama': unknown rule 'gama'" "$CNNVIS" explain lrp --model de
   --image "$star" --out "$work/out" --rule Conv2d=gama
 expect 2 "'features.99' is not a layer of demo" "$CNNVIS" explain lrp --model demo \
   --image "$star" --out "$work/out" --layer features.99
+# Image synthesis: a batch of filters (one PNG each and a contact sheet, snapshots, raw), a class.
+rm -rf "$work/syn"
+"$CNNVIS" synthesize filter --model demo --layer features.10 --filter 0-1 --size 48 --steps 4 \
+  --every 2 --raw --out "$work/syn" > "$work/stdout" 2> "$work/stderr" \
+  && [ -s "$work/syn/demo_features.10_filter1.png" ] && [ -s "$work/syn/demo_features.10_filters.png" ] \
+  && [ -s "$work/syn/demo_features.10_filter0_step2.png" ] && [ -s "$work/syn/demo_features.10_filter0.npy" ] \
+  && grep -q "step 4/4" "$work/stderr" && ok || fail "synthesize filter: $(cat "$work/stdout" "$work/stderr")"
+"$CNNVIS" synthesize class --model demo --target star --steps 3 --out "$work/syn" > "$work/stdout" 2>&1 \
+  && [ -s "$work/syn/demo_class3_l2.png" ] && ok || fail "synthesize class: $(cat "$work/stdout")"
+expect 2 "filter 99 of layer features.10: the layer has 64 channels" "$CNNVIS" synthesize filter \
+  --model demo --layer features.10 --filter 99 --steps 2 --out "$work/out"
+expect 2 "unknown layer 'features.99'" "$CNNVIS" synthesize filter --model demo --layer features.99 \
+  --steps 2 --out "$work/out"
+expect 2 "filters '3-1'" "$CNNVIS" synthesize filter --model demo --layer features.10 --filter 3-1 \
+  --out "$work/out"
+expect 2 "larger size" "$CNNVIS" synthesize class --model demo --target 0 --size 4 --out "$work/out"
+expect 2 "steps=0: expected an integer >= 1" "$CNNVIS" synthesize class --model demo --target 0 --steps 0 --out "$work/out"
 [ -z "$(find "$work" -name '*.tmp-*')" ] && ok || fail "temporary files left behind"
 
 echo "cli: $passed passed, $failed failed"

@@ -29,7 +29,7 @@ struct SynthOptions {
   std::string out = "synthesis";
   bool raw = false;
   // Overrides of the preset (unset: the preset's value).
-  int64_t steps = 0, every = 0, jitter = -1, blur_every = -1;
+  int64_t steps = -1, every = 0, jitter = -1, blur_every = -1;
   double lr = 0, weight_decay = -1, l1 = -1, l2 = -1, blur_sigma = 0;
   std::string optimizer, init;
   uint64_t seed = 0;
@@ -37,8 +37,7 @@ struct SynthOptions {
 
 void add_common(CLI::App& sub, SynthOptions& o) {
   add_model_options(sub, o.model);
-  sub.add_option("--steps", o.steps, "optimization steps (default: the preset's)")
-      ->check(CLI::PositiveNumber);
+  sub.add_option("--steps", o.steps, "optimization steps (default: the preset's)");
   sub.add_option("--lr", o.lr, "learning rate (default: the preset's)");
   sub.add_option("--optimizer", o.optimizer, "adam or sgd (default: the preset's)");
   sub.add_option("--weight-decay", o.weight_decay, "the optimizer's decay of the image");
@@ -56,7 +55,7 @@ void add_common(CLI::App& sub, SynthOptions& o) {
 }
 
 SynthesisOptions with_overrides(SynthesisOptions s, const SynthOptions& o, int64_t size) {
-  if (o.steps) s.steps = o.steps;
+  if (o.steps >= 0) s.steps = o.steps;
   if (o.lr) s.lr = o.lr;
   if (!o.optimizer.empty()) s.optimizer = o.optimizer;
   if (o.weight_decay >= 0) s.weight_decay = o.weight_decay;
@@ -125,7 +124,7 @@ void run(const SynthOptions& o, const std::string& kind) {
   };
   prepare_out_dir(o.out);
   const auto count = static_cast<int64_t>(names.size());
-  std::cerr << "synthesize: " << target.description() << " on " << model->name() << ", "
+  std::cout << "synthesize: " << target.description() << " on " << model->name() << ", "
             << s.steps << " steps, " << count << " image(s) of " << s.size << "x" << s.size
             << "\n";
   const auto result = synthesize(*model, target, count, s);

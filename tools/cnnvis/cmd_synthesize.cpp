@@ -51,7 +51,11 @@ void add_common(CLI::App& sub, SynthOptions& o) {
   sub.add_option("--every", o.every, "also write the images every N steps (<name>_stepN.png)");
   sub.add_option("--out,-o", o.out, "output folder (created if missing)")->capture_default_str();
   sub.add_flag("--raw", o.raw, "also write the final images as <name>.npy (normalized space)");
-  add_input_options(sub, o.input);
+  sub.add_option("--size", o.input.size,
+                 "the images' height and width (default 96 for the demo model, else 224)")
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--mean", o.input.mean, "the model's normalization mean R,G,B (default ImageNet's)");
+  sub.add_option("--std", o.input.std, "the model's normalization std R,G,B (default ImageNet's)");
 }
 
 SynthesisOptions with_overrides(SynthesisOptions s, const SynthOptions& o, int64_t size) {
@@ -180,7 +184,8 @@ void setup_synthesize(CLI::App& app) {
   auto c = std::make_shared<SynthOptions>();
   auto* cls = sub->add_subcommand(
       "class",
-      "maximize a class logit minus a regularizer (Simonyan et al. 2014; Yosinski et al. 2015 "
+      "maximize a class score (log-probability, or the logit with --score logit) minus a "
+      "regularizer (Simonyan et al. 2014; Yosinski et al. 2015 "
       "with --regularize yosinski); starts from the mean colour, Adam lr 0.1, 200 steps");
   cls->add_option("--target,-t", c->target, "class index or name")->required();
   cls->add_option("--regularize", c->regularize,

@@ -119,7 +119,6 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
                       std::to_string(x.size(3)) + " image (" + e.what_without_backtrace() +
                       "); use a larger size");
   }
-  result.objective.push_back(result.initial_score.mean().item<double>());
 
   // The normalized values of pixels 0 and 1, per channel.
   const auto low = -channel_view(o.mean, options) / channel_view(o.std, options);
@@ -173,7 +172,7 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
     torch::NoGradGuard no_grad;
     result.final_score = score_of(x).detach();
   }
-  result.objective.back() = result.final_score.mean().item<double>();
+  result.objective.push_back(result.final_score.mean().item<double>());
   result.image = x;
   return result;
 }

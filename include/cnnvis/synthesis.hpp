@@ -56,8 +56,8 @@ struct SynthesisOptions {
 
 struct SynthesisResult {
   at::Tensor image;  // [N, 3, H, W], normalized space
-  // The batch's mean objective (the target's score, before penalties) on the start image and
-  // after every step: steps + 1 entries.
+  // The batch's mean objective (the target's score, before penalties) after k steps, k = 0 ..
+  // steps (steps + 1 entries; the score each step's forward pass saw, then the final image's).
   std::vector<double> objective;
   // Per image: the score on the start image and on the result.
   at::Tensor initial_score, final_score;

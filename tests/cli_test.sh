@@ -185,6 +185,13 @@ rm -rf "$work/syn"
   && [ -s "$work/syn/demo_features.10_filter1.png" ] && [ -s "$work/syn/demo_features.10_filters.png" ] \
   && [ -s "$work/syn/demo_features.10_filter0_step2.png" ] && [ -s "$work/syn/demo_features.10_filter0.npy" ] \
   && grep -q "step 4/4" "$work/stderr" && ok || fail "synthesize filter: $(cat "$work/stdout" "$work/stderr")"
+# Deterministic: the same seed gives byte-identical PNGs.
+"$CNNVIS" synthesize filter --model demo --layer features.10 --filter 0-1 --size 48 --steps 4 \
+  --jitter 2 --out "$work/syn2" > /dev/null 2>&1 \
+  && "$CNNVIS" synthesize filter --model demo --layer features.10 --filter 0-1 --size 48 --steps 4 \
+  --jitter 2 --out "$work/syn3" > /dev/null 2>&1 \
+  && cmp -s "$work/syn2/demo_features.10_filters.png" "$work/syn3/demo_features.10_filters.png" \
+  && ok || fail "synthesize is not byte-identical for one seed"
 "$CNNVIS" synthesize class --model demo --target star --steps 3 --out "$work/syn" > "$work/stdout" 2>&1 \
   && [ -s "$work/syn/demo_class3_l2.png" ] && ok || fail "synthesize class: $(cat "$work/stdout")"
 expect 2 "filter 99 of layer features.10: the layer has 64 channels" "$CNNVIS" synthesize filter \

@@ -9,6 +9,7 @@
 #include "cnnvis/method.hpp"
 #include "cnnvis/methods/lrp.hpp"
 #include "cnnvis/models/zoo.hpp"
+#include "expect_error.hpp"
 #include "tiny_net.hpp"
 
 namespace cnnvis {
@@ -315,14 +316,7 @@ TEST(Lrp, CachedWeightsFollowTheModel) {
 }
 
 TEST(Lrp, ClearErrors) {
-  auto expect_error = [](auto&& fn, const std::string& part) {
-    try {
-      fn();
-      ADD_FAILURE() << "no error; expected one mentioning " << part;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  };
+  using testing::expect_error;
   const auto x = torch::randn({1, 3, 16, 16}, torch::kDouble);
   struct NoGraph : testing::TinyNet {
     std::vector<GraphNode> graph() const override { return {}; }

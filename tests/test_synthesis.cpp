@@ -8,6 +8,7 @@
 #include "cnnvis/error.hpp"
 #include "cnnvis/models/zoo.hpp"
 #include "cnnvis/synthesis.hpp"
+#include "expect_error.hpp"
 #include "tiny_net.hpp"
 
 namespace cnnvis {
@@ -91,14 +92,7 @@ TEST(Synthesis, ClassModelImagesAreRecognized) {
 
 TEST(Synthesis, ClearErrors) {
   auto model = make_model("demo");
-  auto expect_error = [](auto&& fn, const std::string& part) {
-    try {
-      fn();
-      ADD_FAILURE() << "no error; expected one mentioning " << part;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  };
+  using testing::expect_error;
   auto o = filter_preset();
   o.size = 32;
   expect_error([&] { synthesize(*model, Target::layer_unit("features.99", 0), 1, o); },

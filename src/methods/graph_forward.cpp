@@ -70,18 +70,20 @@ namespace {
 // at the top level only, so a block always runs whole).
 at::Tensor run(const std::vector<GraphNode>& nodes, at::Tensor x, const std::string& model,
                const std::string& who, std::map<std::string, at::Tensor>& taps,
-               const std::string& stop, bool top, bool& stopped) {
+               const std::string& stop, const GraphVisitor& visit, bool top, bool& stopped) {
   for (const auto& node : nodes) {
     const auto op = graph_op(node, model, who);
+    const at::Tensor input = x;
     if (op == GraphOp::kResidual) {
-      const auto b = run(node.branch, x, model, who, taps, stop, false, stopped);
+      const auto b = run(node.branch, x, model, who, taps, stop, visit, false, stopped);
       const auto s = node.shortcut.empty()
                          ? x
-                         : run(node.shortcut, x, model, who, taps, stop, false, stopped);
-      x = run(node.after, b + s, model, who, taps, stop, false, stopped);
+                         : run(node.shortcut, x, model, who, taps, stop, visit, false, stopped);
+      x = run(node.after, b + s, model, who, taps, stop, visit, false, stopped);
     } else {
       x = apply_graph_layer(node, op, x);
     }
+    if (visit) visit(node, input, x);
     for (const auto& n : graph_names(node)) {
       if (taps.count(n)) taps[n] = x;
       if (!stop.empty() && n == stop) stopped = true;
@@ -95,9 +97,9 @@ at::Tensor run(const std::vector<GraphNode>& nodes, at::Tensor x, const std::str
 
 at::Tensor run_graph(const std::vector<GraphNode>& nodes, at::Tensor x, const std::string& model,
                      const std::string& who, std::map<std::string, at::Tensor>& taps,
-                     const std::string& stop) {
+                     const std::string& stop, const GraphVisitor& visit) {
   bool stopped = false;
-  return run(nodes, std::move(x), model, who, taps, stop, true, stopped);
+  return run(nodes, std::move(x), model, who, taps, stop, visit, true, stopped);
 }
 
 }  // namespace cnnvis::detail

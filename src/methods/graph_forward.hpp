@@ -3,6 +3,7 @@
 // synthesis uses to stop the forward pass at the layer its objective needs.
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,12 +25,17 @@ GraphOp graph_op(const GraphNode& node, const std::string& model, const std::str
 // One layer node's forward with eval semantics (BatchNorm with running statistics, Dropout off).
 at::Tensor apply_graph_layer(const GraphNode& node, GraphOp op, const at::Tensor& x);
 
+// Called for every node run (inner block layers and the block itself included) with its input
+// and output.
+using GraphVisitor =
+    std::function<void(const GraphNode& node, const at::Tensor& input, const at::Tensor& output)>;
+
 // Runs `nodes` on x; fills taps[name] for every name already in `taps` (inner block layers
 // included); stops after the top-level node that produces `stop` (if not empty). Returns the
 // last output computed.
 at::Tensor run_graph(const std::vector<GraphNode>& nodes, at::Tensor x, const std::string& model,
                      const std::string& who, std::map<std::string, at::Tensor>& taps,
-                     const std::string& stop = "");
+                     const std::string& stop = "", const GraphVisitor& visit = {});
 
 // The node's name and aliases.
 std::vector<std::string> graph_names(const GraphNode& node);

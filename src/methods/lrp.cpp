@@ -243,11 +243,18 @@ struct LrpCache {
 namespace {
 
 // Per-node forward state: the node's input and output (residual: the two summands too).
+// Every node's input and output in the forward pass, by node (the graph is not modified while
+// they live).
 struct Trace {
   Tensor input, output;
-  Tensor branch_out, shortcut_out;
-  std::vector<Trace> branch, shortcut, after;
 };
+using Traces = std::map<const GraphNode*, Trace>;
+
+// The output of a sequence run on `input` (the input itself for an empty sequence).
+const Tensor& sequence_output(const std::vector<GraphNode>& nodes, const Tensor& input,
+                              const Traces& traces) {
+  return nodes.empty() ? input : traces.at(&nodes.back()).output;
+}
 
 void collect_names(const std::vector<GraphNode>& nodes, std::vector<std::string>& out) {
   for (const auto& n : nodes) {
@@ -366,50 +373,23 @@ class Walker {
     return r;
   }
 
-  // Forward over a sequence, filling traces; records the activations named in `taps`.
-  Tensor forward(const std::vector<GraphNode>& nodes, Tensor x, std::vector<Trace>& traces,
-                 std::map<std::string, Tensor>& taps) {
-    traces.resize(nodes.size());
-    for (size_t i = 0; i < nodes.size(); ++i) {
-      const auto& node = nodes[i];
-      auto& t = traces[i];
-      t.input = x;
-      const Op op = op_of(node, model_);
-      if (op == Op::kResidual) {
-        t.branch_out = forward(node.branch, x, t.branch, taps);
-        t.shortcut_out = node.shortcut.empty() ? x : forward(node.shortcut, x, t.shortcut, taps);
-        x = forward(node.after, t.branch_out + t.shortcut_out, t.after, taps);
-      } else {
-        x = detail::apply_graph_layer(node, op, x);
-      }
-      t.output = x;
-      for (const auto& n : detail::graph_names(node)) {
-        if (taps.count(n)) taps[n] = x;
-      }
-    }
-    return x;
-  }
-
   // Backward over nodes [0, end) of a sequence; returns the relevance at its input.
-  Tensor backward(const std::vector<GraphNode>& nodes, const std::vector<Trace>& traces,
-                  Tensor R, size_t end, bool top) {
+  Tensor backward(const std::vector<GraphNode>& nodes, const Traces& traces, Tensor R,
+                  size_t end, bool top) {
     for (size_t i = end; i-- > 0;) {
       const auto& node = nodes[i];
-      const auto& t = traces[i];
+      const auto& t = traces.at(&node);
       record(node, R);
       if (top && done()) return R;
       const Op op = op_of(node, model_);
       switch (op) {
         case Op::kResidual: {
-          const auto sum = backward(node.after, t.after, R, node.after.size(), false);
-          const auto q = divide(sum, t.branch_out + t.shortcut_out, options_.stabilizer);
-          const auto rb = backward(node.branch, t.branch, t.branch_out * q, node.branch.size(),
-                                   false);
-          const auto rs_out = t.shortcut_out * q;
-          const auto rs = node.shortcut.empty()
-                              ? rs_out
-                              : backward(node.shortcut, t.shortcut, rs_out,
-                                         node.shortcut.size(), false);
+          const auto& b = sequence_output(node.branch, t.input, traces);
+          const auto& s = sequence_output(node.shortcut, t.input, traces);
+          const auto sum = backward(node.after, traces, R, node.after.size(), false);
+          const auto q = divide(sum, b + s, options_.stabilizer);
+          const auto rb = backward(node.branch, traces, b * q, node.branch.size(), false);
+          const auto rs = backward(node.shortcut, traces, s * q, node.shortcut.size(), false);
           R = rb + rs;
           break;
         }
@@ -440,7 +420,7 @@ class Walker {
           }
           const auto rule = rule_for(node, op);
           // The layer's output (after its merged BatchNorm) is already in the forward trace.
-          const auto& z = bn ? traces[i + 1].output : t.output;
+          const auto& z = bn ? traces.at(bn).output : t.output;
           R = apply_rule(rule, layer_fn(node, op), p, t.input, R, options_, derive, z);
           if (R.sizes() != t.input.sizes()) {
             throw usage_error("lrp: rule " + to_string(rule) + " cannot map layer '" + node.name +
@@ -486,13 +466,16 @@ class Walker {
       throw usage_error("lrp: the target scores " + std::to_string(target.taps().size()) +
                         " layers; LRP starts from the output or from one layer");
     }
-    std::vector<Trace> traces;
+    Traces traces;
     std::map<std::string, Tensor> taps;
     for (const auto& tap : target.taps()) taps[tap] = Tensor();
     Tensor output;
     {
       torch::NoGradGuard no_grad;
-      output = forward(graph_, input.detach(), traces, taps);
+      output = detail::run_graph(graph_, input.detach(), model_, "lrp", taps, "",
+                                 [&](const GraphNode& node, const Tensor& in, const Tensor& out) {
+                                   traces[&node] = {in, out};
+                                 });
     }
     // The starting relevance: y * d score / dy at the output or at the tapped layer.
     ForwardResult leaves;

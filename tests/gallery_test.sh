@@ -11,7 +11,8 @@ scenes=$(ls "$SRC/data/scenes" | grep -v _mask | grep -c '\.png$')
 "$CNNVIS" demo > stdout 2> stderr
 grep -q "wrote demo/index.html" stdout || { echo "FAIL: demo printed: $(cat stdout)"; exit 1; }
 grep -q "demo: \[$scenes/$scenes\]" stderr || { echo "FAIL: no progress: $(cat stderr)"; exit 1; }
-/usr/bin/python3 "$SRC/tests/python/check_gallery.py" demo $methods --images "$scenes"
+/usr/bin/python3 "$SRC/tests/python/check_gallery.py" demo $methods --images "$scenes" --synthesis
+grep -q "demo: synthesis: Deep Dream" stderr || { echo "FAIL: no synthesis progress"; exit 1; }
 
 # evaluate: a markdown row per method and baseline, JSON, and a linked page in the gallery.
 "$CNNVIS" evaluate --count 6 --steps 8 --cascade 2 --json scores.json > table.md 2> stderr
@@ -32,5 +33,5 @@ for r in report["results"]:
     if not r["baseline"]:
         assert len(r["cascade"]) == 2, r["method"]
 PY
-/usr/bin/python3 "$SRC/tests/python/check_gallery.py" demo $methods --images "$scenes" --evaluated
+/usr/bin/python3 "$SRC/tests/python/check_gallery.py" demo $methods --images "$scenes" --evaluated --synthesis
 echo "gallery: ok"

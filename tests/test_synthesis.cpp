@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "cnnvis/demo/scenes.hpp"
 #include "cnnvis/demo/train.hpp"
+#include "cnnvis/image.hpp"
 #include "cnnvis/error.hpp"
 #include "cnnvis/models/zoo.hpp"
 #include "cnnvis/synthesis.hpp"
@@ -13,6 +15,10 @@
 
 namespace cnnvis {
 namespace {
+
+// The documented bound on inversion's normalized distance ||Phi(x) - Phi0||^2 / ||Phi0||^2 at
+// the demo model's features.6 (README).
+constexpr double kInversionBound = 0.05;
 
 std::unique_ptr<Model> trained_demo() {
   auto model = make_model("demo");
@@ -90,6 +96,192 @@ TEST(Synthesis, ClassModelImagesAreRecognized) {
   }
 }
 
+// A held-out demo scene, normalized: [1, 3, 96, 96], and its label.
+std::pair<torch::Tensor, int64_t> demo_scene(uint64_t k) {
+  const auto scene = demo::make_scene(demo::kHeldOutSeed + k, {96});
+  return {normalize(scene.image, demo::demo_preprocess()).unsqueeze(0), scene.label};
+}
+
+int64_t top1(Model& model, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  return model.forward(x).output.argmax(1).item<int64_t>();
+}
+
+// The penalties by hand on a 1x3x2x2 image.
+TEST(Synthesis, PenaltiesByHand) {
+  const auto x = torch::tensor({1.0, -2.0, 0.5, 0.0,  0.0, 1.0, 1.0, 1.0,  2.0, 0.0, 0.0, -1.0},
+                               torch::kDouble).view({1, 3, 2, 2});
+  SynthesisOptions o;
+  o.l2 = 2;
+  o.l1 = 3;
+  // mean(x^2) = (1+4+.25 + 3 + 4+1) / 12 = 13.25/12; mean|x| = (3.5 + 3 + 3) / 12 = 9.5/12
+  EXPECT_NEAR(synthesis_penalty(x, o).item<double>(), 2 * 13.25 / 12 + 3 * 9.5 / 12, 1e-12);
+  SynthesisOptions raw;
+  raw.raw_sums = true;
+  raw.alpha_weight = 0.5;
+  raw.alpha = 6;
+  raw.tv_weight = 0.25;
+  raw.beta = 2;
+  // sum x^6 = 1 + 64 + 1/64 + 3 + 64 + 1 = 133 + 1/64. TV on the top-left pixel of each
+  // channel: (x[1,0]-x[0,0])^2 + (x[0,1]-x[0,0])^2 = (0.5-1)^2 + (-2-1)^2 = 9.25; 1 + 1 = 2;
+  // (0-2)^2 + (0-2)^2 = 8.
+  EXPECT_NEAR(synthesis_penalty(x, raw).item<double>(),
+              0.5 * (133 + 1.0 / 64) + 0.25 * (9.25 + 2 + 8), 1e-9);
+  // The paper's units: u = x * std * 255, divided by H W B^alpha and H W V^beta, V = B / 6.5.
+  SynthesisOptions paper = raw;
+  paper.raw_sums = false;
+  paper.alpha_bound = 80;
+  paper.beta = 1;  // sqrt: (t + 1e-8)^(1/2)
+  const auto sd = torch::tensor({0.229, 0.224, 0.225}, torch::kDouble).view({1, 3, 1, 1});
+  const auto u = x * sd * 255;
+  const double v = 80 / 6.5;
+  const auto base = u.slice(2, 0, 1).slice(3, 0, 1);
+  const auto t = (u.slice(2, 1, 2).slice(3, 0, 1) - base).pow(2) +
+                 (u.slice(2, 0, 1).slice(3, 1, 2) - base).pow(2);
+  const double expected = 0.5 * u.abs().pow(6).sum().item<double>() / (4 * std::pow(80.0, 6)) +
+                          0.25 * (t + 1e-8).sqrt().sum().item<double>() / (4 * v);
+  EXPECT_NEAR(synthesis_penalty(x, paper).item<double>(), expected, 1e-9 * expected);
+}
+
+// Neuron, direction and Deep Dream's L2 objectives on a known activation.
+TEST(Synthesis, ObjectivesByHand) {
+  ForwardResult r;
+  r.taps["l"] = torch::arange(2 * 3 * 4 * 5, torch::kFloat).view({2, 3, 4, 5});
+  const auto& a = r.taps["l"];
+  // Centre of a 4x5 map: (2, 2).
+  const auto n = neuron_target("l", {1, 2}).score(r);
+  EXPECT_FLOAT_EQ(n[0].item<float>(), a[0][1][2][2].item<float>());
+  EXPECT_FLOAT_EQ(n[1].item<float>(), a[1][2][2][2].item<float>());
+  EXPECT_FLOAT_EQ(neuron_target("l", {0, 0}, 3, 4).score(r)[1].item<float>(),
+                  a[1][0][3][4].item<float>());
+  EXPECT_FLOAT_EQ(layer_l2_target("l").score(r)[1].item<float>(),
+                  a[1].pow(2).mean().item<float>());
+  // Direction: activation vectors parallel to d give cosine 1, orthogonal ones 0.
+  ForwardResult q;
+  auto act = torch::zeros({2, 3, 2, 2});
+  act[0].select(0, 0).fill_(2);  // image 0: every position (2, 0, 0)
+  act[0].select(0, 1).fill_(2);  //          now (2, 2, 0), parallel to d
+  act[1].select(0, 2).fill_(5);  // image 1: (0, 0, 5), orthogonal to d
+  q.taps["l"] = act;
+  const auto cos = direction_target("l", torch::tensor({1.0f, 1.0f, 0.0f})).score(q);
+  EXPECT_NEAR(cos[0].item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(cos[1].item<double>(), 0.0, 1e-6);
+  // Inversion's data term: -w ||a - a0||^2 / ||a0||^2.
+  const auto ref = a.slice(0, 0, 1);
+  const auto d = inversion_target("l", ref, 2.0).score(r);
+  EXPECT_FLOAT_EQ(d[0].item<float>(), 0.0f);
+  EXPECT_NEAR(d[1].item<double>(),
+              -2.0 * (a[1] - a[0]).pow(2).sum().item<double>() / a[0].pow(2).sum().item<double>(),
+              1e-6);
+}
+
+// Inversion from an early layer of the trained demo model gives an image the model
+// classifies as the original's class, at a small normalized distance.
+TEST(Synthesis, InversionOnTheDemoModel) {
+  auto model = trained_demo();
+  for (uint64_t k : {0, 1}) {
+    const auto [x, label] = demo_scene(k);
+    ASSERT_EQ(top1(*model, x), label);
+    auto io = inversion_preset("paper");
+    const auto r = invert(*model, "features.6", x, io);
+    const double start = -r.initial_score.item<double>() / io.data_weight;
+    const double distance = -r.final_score.item<double>() / io.data_weight;
+    EXPECT_LT(distance, kInversionBound) << "scene " << k;
+    EXPECT_LT(distance, 0.1 * start) << "scene " << k;
+    EXPECT_EQ(top1(*model, r.image), label) << "scene " << k << ", distance " << distance;
+  }
+}
+
+// Deep Dream over octaves raises the layer's mean squared activation, keeps the image's size
+// and valid pixels, and is deterministic.
+TEST(Synthesis, DeepDreamOnTheDemoModel) {
+  auto model = trained_demo();
+  const auto x = demo_scene(2).first;
+  auto d = deep_dream_preset("mordvintsev");
+  d.octaves = 2;
+  d.synthesis.jitter = 8;
+  const auto target = layer_l2_target("features.10");
+  const auto r = deep_dream(*model, target, x, d);
+  EXPECT_EQ(r.image.sizes(), x.sizes());
+  EXPECT_EQ(r.objective.size(), 2u * 10u + 1u);
+  EXPECT_GE(r.final_score.item<double>(), 2 * r.initial_score.item<double>());
+  const auto pixels = r.image * torch::tensor({0.229, 0.224, 0.225}).view({1, 3, 1, 1}) +
+                      torch::tensor({0.485, 0.456, 0.406}).view({1, 3, 1, 1});
+  EXPECT_GE(pixels.min().item<double>(), -1e-6);
+  EXPECT_LE(pixels.max().item<double>(), 1 + 1e-6);
+  EXPECT_TRUE(torch::equal(deep_dream(*model, target, x, d).image, r.image));
+  // The classic preset: one scale, one filter.
+  auto c = deep_dream_preset("classic");
+  c.synthesis.steps = 20;
+  const auto f = deep_dream(*model, filter_batch_target("features.10", {5}), x, c);
+  EXPECT_GE(f.final_score.item<double>(), 2 * f.initial_score.item<double>());
+}
+
+// Lucid's parameterization and transforms: the filter's activation grows tenfold, the image is
+// valid, and a seed gives the same image.
+TEST(Synthesis, FourierParameterizationWithTransforms) {
+  auto model = trained_demo();
+  auto o = lucid_preset();
+  o.size = 64;
+  o.steps = 150;  // the preset's 512 steps at lr 0.05 are for larger networks
+  o.lr = 0.1;
+  o.pad = 4;
+  o.jitter = 4;
+  const auto target = filter_batch_target("features.10", {5, 9});
+  const auto r = synthesize(*model, target, 2, o);
+  for (int64_t i = 0; i < 2; ++i) {
+    const double start = r.initial_score[i].item<double>();
+    const double end = r.final_score[i].item<double>();
+    EXPECT_GT(end, 0);
+    EXPECT_GE(end, 10 * start) << start << " -> " << end;
+  }
+  EXPECT_EQ(r.image.sizes(), (std::vector<int64_t>{2, 3, 64, 64}));
+  const auto pixels = r.image * torch::tensor({0.229, 0.224, 0.225}).view({1, 3, 1, 1}) +
+                      torch::tensor({0.485, 0.456, 0.406}).view({1, 3, 1, 1});
+  EXPECT_GE(pixels.min().item<double>(), 0.0);
+  EXPECT_LE(pixels.max().item<double>(), 1.0);
+  auto short_run = o;
+  short_run.steps = 5;
+  EXPECT_TRUE(torch::equal(synthesize(*model, target, 2, short_run).image,
+                           synthesize(*model, target, 2, short_run).image));
+  // The neuron objective through the same engine (without transforms, which move the image
+  // under the one unit, and with a small lr: a first step that turns the unit's ReLU off
+  // leaves no gradient).
+  auto still = short_run;
+  still.pad = still.jitter = still.rotate = 0;
+  still.scale = 0;
+  still.steps = 30;
+  still.lr = 0.01;
+  const auto n = synthesize(*model, neuron_target("features.10", {5, 9}), 2, still);
+  for (int64_t i = 0; i < 2; ++i) {
+    EXPECT_GE(n.final_score[i].item<double>(), 10 * n.initial_score[i].item<double>());
+  }
+}
+
+// The diversity term makes a batch optimized for one filter less alike: the Gram matrices'
+// cosine similarity at the layer falls.
+TEST(Synthesis, DiversityMakesTheBatchDiffer) {
+  auto model = trained_demo();
+  auto o = filter_preset();
+  o.size = 48;
+  o.steps = 40;
+  o.init = "noise";
+  const std::string layer = "features.10";
+  const auto target = filter_batch_target(layer, {5, 5, 5});
+  auto similarity = [&](const torch::Tensor& images) {
+    torch::NoGradGuard no_grad;
+    const auto a = model->forward(images, {layer}).taps.at(layer);
+    auto g = torch::bmm(a.flatten(2), a.flatten(2).transpose(1, 2)).flatten(1);
+    g = g / g.norm(2, 1, true);
+    const auto s = torch::mm(g, g.t());
+    return (s.sum() - s.diagonal().sum()).item<double>() / 6;
+  };
+  const double plain = similarity(synthesize(*model, target, 3, o).image);
+  o.diversity = 10;
+  const double diverse = similarity(synthesize(*model, target, 3, o).image);
+  EXPECT_LT(diverse, plain - 0.05) << plain << " -> " << diverse;
+}
+
 TEST(Synthesis, ClearErrors) {
   auto model = make_model("demo");
   using testing::expect_error;
@@ -108,6 +300,26 @@ TEST(Synthesis, ClearErrors) {
   auto init = o;
   init.init = "random";
   expect_error([&] { synthesize(*model, Target::class_logit(0), 1, init); }, "uniform, noise");
+  auto fft = o;
+  fft.param = "wavelet";
+  expect_error([&] { synthesize(*model, Target::class_logit(0), 1, fft); }, "pixel or fft");
+  fft.param = "fft";
+  fft.blur_every = 4;
+  expect_error([&] { synthesize(*model, Target::class_logit(0), 1, fft); }, "blur or clipping");
+  expect_error([&] { synthesize(*model, neuron_target("classifier.0", {0}), 1, o); },
+               "no spatial extent");
+  expect_error([&] { synthesize(*model, direction_target("features.10", torch::ones({3})), 1, o); },
+               "3 values for layer features.10 with 64 channels");
+  auto d = deep_dream_preset("mordvintsev");
+  d.octaves = 0;
+  expect_error([&] { deep_dream(*model, layer_l2_target("features.10"), torch::zeros({1, 3, 32, 32}), d); },
+               "octaves=0");
+  expect_error([&] { invert(*model, "features.6", torch::zeros({1, 3, 32, 40}), inversion_preset("paper")); },
+               "square");
+  expect_error([&] { invert(*model, "features.99", torch::zeros({1, 3, 32, 32}), inversion_preset("paper")); },
+               "features.99");
+  expect_error([] { inversion_preset("fast"); }, "paper or classic");
+  expect_error([] { deep_dream_preset("fast"); }, "mordvintsev or classic");
   expect_error([] { parse_filter_list("3-1"); }, "0-15");
   expect_error([] { class_model_preset("l3"); }, "yosinski");
   EXPECT_EQ(parse_filter_list("0-3,7"), (std::vector<int64_t>{0, 1, 2, 3, 7}));

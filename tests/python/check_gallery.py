@@ -2,7 +2,10 @@
 every linked file exists, every method has a row per view in the index and one on every image
 page, and (with --evaluated) the evaluation page has a row per method and is linked.
 
-usage: check_gallery.py FOLDER METHOD... [--images N] [--evaluated]
+With --synthesis, the index also has a row of existing pictures for each synthesis section
+(filters, filters-lucid, classes, inversions, dreams).
+
+usage: check_gallery.py FOLDER METHOD... [--images N] [--evaluated] [--synthesis]
 """
 import json
 import os
@@ -16,6 +19,7 @@ class Page(HTMLParser):
         self.links = []      # src and href values
         self.rows = []       # (data-method, data-view) of <tr> elements
         self.headers = 0     # <th> cells
+        self.synthesis = []  # data-synthesis of <tr> elements
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -26,6 +30,8 @@ class Page(HTMLParser):
             self.rows.append((a["data-method"], a.get("data-view")))
         if tag == "th":
             self.headers += 1
+        if tag == "tr" and "data-synthesis" in a:
+            self.synthesis.append(a["data-synthesis"])
 
 
 def parse(path):
@@ -42,7 +48,8 @@ def parse(path):
 def main():
     args = sys.argv[1:]
     evaluated = "--evaluated" in args
-    args = [a for a in args if a != "--evaluated"]
+    synthesis = "--synthesis" in args
+    args = [a for a in args if a not in ("--evaluated", "--synthesis")]
     images = None
     if "--images" in args:
         i = args.index("--images")
@@ -83,6 +90,17 @@ def main():
                               f"{len(gallery['images'])} images")
             if evaluated and "evaluation.html" not in page.links:
                 errors.append("index.html: does not link evaluation.html")
+            if synthesis:
+                for name in ("filters", "filters-lucid", "classes", "inversions", "dreams"):
+                    if name not in page.synthesis:
+                        errors.append(f"index.html: no synthesis row {name}")
+                sections = {s["name"]: s for s in gallery.get("synthesis", [])}
+                for name, section in sections.items():
+                    if not section["items"]:
+                        errors.append(f"gallery.json: synthesis {name} has no pictures")
+                    for item in section["items"]:
+                        if item["file"] not in page.links:
+                            errors.append(f"index.html: does not show {item['file']}")
     for m in methods:
         if m not in views:
             errors.append(f"gallery.json: no method {m}")

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <functional>
 #include <set>
 
 #include "cnnvis/demo/train.hpp"
@@ -15,6 +16,7 @@
 #include "cnnvis/imagenet.hpp"
 #include "cnnvis/io/file.hpp"
 #include "cnnvis/method.hpp"
+#include "cnnvis/synthesis.hpp"
 #include "common.hpp"
 #include "gallery.hpp"
 
@@ -31,6 +33,7 @@ struct DemoOptions {
   std::string methods;
   std::string target;
   std::string out = "demo";
+  std::string synthesis = "auto";  // on, off, auto (on for the demo model)
 };
 
 bool is_image_file(const fs::path& path) {
@@ -71,6 +74,153 @@ std::string safe_stem(const fs::path& path, std::set<std::string>& taken) {
   return unique;
 }
 
+// The synthesis rows of the gallery: filters (classic and lucid), class model images, and
+// for the first images an inversion and a dream. Settings are sized for the demo model (96 px);
+// other models use their default CAM layer and the presets' settings.
+json run_synthesis(Model& model, const std::vector<torch::Tensor>& inputs,
+                   const std::vector<std::string>& stems, const Preprocess& pre,
+                   const std::string& out) {
+  fs::create_directories(fs::path(out) / "synthesis");
+  const bool demo = model.name() == "demo";
+  const std::string layer = demo ? "features.10" : model.default_cam_layer();
+  const std::string early = demo ? "features.6" : layer;
+  const int64_t size = pre.resize > 0 ? pre.crop : pre.size;
+  const auto names = model.class_names();
+  json sections = json::array();
+  auto pixels = [&](const torch::Tensor& x) {
+    return denormalize(x.to(torch::kCPU, torch::kFloat), pre).clamp(0, 1);
+  };
+  auto fmt = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+    return std::string(buf);
+  };
+  auto section = [&](const std::string& name, const std::string& title,
+                     const std::string& description, const std::function<json()>& make) {
+    std::cerr << "demo: synthesis: " << title << "...\n";
+    const auto start = std::chrono::steady_clock::now();
+    json items = make();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    sections.push_back({{"name", name}, {"title", title}, {"description", description},
+                        {"seconds", seconds}, {"items", items}});
+  };
+  auto save = [&](const std::string& file, const torch::Tensor& x) {
+    save_png((fs::path(out) / "synthesis" / file).string(), pixels(x));
+    return "synthesis/" + file;
+  };
+  const int64_t channels = [&] {
+    torch::NoGradGuard no_grad;
+    return model.forward(inputs[0], {layer}).taps.at(layer).size(1);
+  }();
+  std::vector<int64_t> filters;
+  for (int64_t f = 0; f < std::min<int64_t>(8, channels); ++f) filters.push_back(f);
+  auto filter_items = [&](const SynthesisOptions& o, const std::string& tag) {
+    const auto r = synthesize(model, filter_batch_target(layer, filters),
+                              static_cast<int64_t>(filters.size()), o);
+    json items = json::array();
+    for (size_t i = 0; i < filters.size(); ++i) {
+      const auto k = static_cast<int64_t>(i);
+      items.push_back({{"file", save(layer + "_filter" + std::to_string(filters[i]) + tag +
+                                     ".png", r.image[k])},
+                       {"caption", "filter " + std::to_string(filters[i]) + ": " +
+                                       fmt(r.initial_score[k].item<double>()) + " → " +
+                                       fmt(r.final_score[k].item<double>())}});
+    }
+    return items;
+  };
+  auto common = [&](SynthesisOptions o) {
+    o.size = size;
+    o.mean = pre.mean;
+    o.std = pre.std;
+    return o;
+  };
+  {
+    auto o = common(filter_preset());
+    if (demo) o.steps = 100;
+    section("filters", "Filter visualization",
+            "mean activation of filters 0-" + std::to_string(filters.size() - 1) + " at " +
+                layer + ", classic preset, " + std::to_string(o.steps) + " steps",
+            [&] { return filter_items(o, ""); });
+  }
+  {
+    auto o = common(lucid_preset());
+    if (demo) {
+      o.steps = 100;
+      o.pad = 4;
+      o.jitter = 4;
+    }
+    section("filters-lucid", "Filter visualization, lucid",
+            "the same filters with the Fourier parameterization, decorrelated colour and "
+            "transforms, " + std::to_string(o.steps) + " steps",
+            [&] { return filter_items(o, "_lucid"); });
+  }
+  {
+    auto o = common(class_model_preset("l2"));
+    if (demo) o.steps = 60;
+    const int64_t count = std::min<int64_t>(model.num_classes(), 8);
+    std::vector<int64_t> classes;
+    for (int64_t c = 0; c < count; ++c) classes.push_back(c);
+    section("classes", "Class model images",
+            "log-probability of each class minus mean(x^2), " + std::to_string(o.steps) +
+                " steps",
+            [&] {
+              const auto r = synthesize(model, class_log_probability_target(classes), count, o);
+              torch::NoGradGuard no_grad;
+              const auto p = torch::softmax(model.forward(r.image).output, 1);
+              json items = json::array();
+              for (int64_t c = 0; c < count; ++c) {
+                items.push_back({{"file", save("class" + std::to_string(c) + ".png", r.image[c])},
+                                 {"caption", class_name(c, names) + ": p " +
+                                                 fmt(p[c][c].item<double>())}});
+              }
+              return items;
+            });
+  }
+  const size_t shown = std::min<size_t>(inputs.size(), 4);
+  {
+    auto io = inversion_preset("paper");
+    io.synthesis = common(io.synthesis);
+    section("inversions", "Inverted representations",
+            "reconstructed from the representation at " + early + ", " +
+                std::to_string(io.synthesis.steps) + " steps",
+            [&] {
+              json items = json::array();
+              for (size_t i = 0; i < shown; ++i) {
+                const auto r = invert(model, early, inputs[i], io);
+                torch::NoGradGuard no_grad;
+                const int64_t c = model.forward(r.image).output.argmax(1).item<int64_t>();
+                items.push_back({{"file", save(stems[i] + "_inverted.png", r.image)},
+                                 {"caption", stems[i] + ": distance " +
+                                                 fmt(-r.final_score.item<double>() /
+                                                     io.data_weight) +
+                                                 ", seen as " + class_name(c, names)}});
+              }
+              return items;
+            });
+  }
+  {
+    auto d = deep_dream_preset("mordvintsev");
+    d.synthesis = common(d.synthesis);
+    if (demo) d.synthesis.jitter = 8;
+    section("dreams", "Deep Dream",
+            "mean squared activation of " + layer + ", " + std::to_string(d.octaves) +
+                " octaves x " + std::to_string(d.synthesis.steps) + " steps",
+            [&] {
+              json items = json::array();
+              for (size_t i = 0; i < shown; ++i) {
+                const auto r = deep_dream(model, layer_l2_target(layer), inputs[i], d);
+                items.push_back({{"file", save(stems[i] + "_dream.png", r.image)},
+                                 {"caption", stems[i] + ": " +
+                                                 fmt(r.initial_score.item<double>()) + " → " +
+                                                 fmt(r.final_score.item<double>())}});
+              }
+              return items;
+            });
+  }
+  return sections;
+}
+
 void run_demo(const DemoOptions& o, const std::string& command_line) {
   const auto method_names = parse_method_list(o.methods, "--methods");
   const std::string folder =
@@ -87,7 +237,12 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
   const auto names = model->class_names();
   const bool tty = isatty(fileno(stderr));
 
+  if (o.synthesis != "on" && o.synthesis != "off" && o.synthesis != "auto") {
+    throw usage_error("--synthesis " + o.synthesis + ": expected on, off or auto");
+  }
   std::vector<double> total_ms(method_names.size(), 0.0);
+  std::vector<torch::Tensor> inputs;
+  std::vector<std::string> stems;
   json images = json::array();
   std::set<std::string> taken;
   std::cerr << "demo: " << method_names.size() << " method(s) on " << paths.size()
@@ -104,6 +259,8 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
     const int64_t target = o.target.empty() ? probs.argmax().item<int64_t>()
                                             : resolve_class(o.target, names, model->num_classes());
     const std::string stem = safe_stem(path, taken);
+    inputs.push_back(x);
+    stems.push_back(stem);
     const std::string input_file = "images/" + stem + ".png";
     save_png((fs::path(o.out) / input_file).string(), rgb);
     std::string timing;
@@ -153,6 +310,10 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
                             {"ms_per_image", total_ms[m] / static_cast<double>(paths.size())},
                             {"views", views}});
   }
+  const bool synthesis =
+      o.synthesis == "on" || (o.synthesis == "auto" && model->name() == "demo");
+  const json synthesis_json = synthesis ? run_synthesis(*model, inputs, stems, pre, o.out)
+                                        : json::array();
   const json gallery = {{"model", model->name()},
                         {"weights", o.model.weights},
                         {"size", pre.resize > 0 ? pre.crop : pre.size},
@@ -160,7 +321,8 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
                         {"threads", at::get_num_threads()},
                         {"command", command_line},
                         {"images", images},
-                        {"methods", methods_json}};
+                        {"methods", methods_json},
+                        {"synthesis", synthesis_json}};
   write_file_atomic((fs::path(o.out) / "gallery.json").string(), gallery.dump(1) + "\n");
   write_gallery_pages(o.out);
   std::cout << "wrote " << (fs::path(o.out) / "index.html").string() << " (" << paths.size()
@@ -187,6 +349,10 @@ void setup_demo(CLI::App& app) {
   sub->add_option("--target,-t", o->target,
                   "class to explain in every image (index or name); default: each image's top-1");
   sub->add_option("--out,-o", o->out, "gallery folder (created if missing)")
+      ->capture_default_str();
+  sub->add_option("--synthesis", o->synthesis,
+                  "on, off or auto (on for the demo model): also show filter visualizations, "
+                  "class model images, inversions and dreams (cnnvis synthesize)")
       ->capture_default_str();
   add_input_options(*sub, o->input);
   sub->callback([o] { run_demo(*o, command_line()); });

@@ -1,13 +1,17 @@
-// cnnvis synthesize filter|class: images made by optimizing the input (cnnvis/synthesis.hpp).
+// cnnvis synthesize filter|direction|class|invert|deep-dream: images made by optimizing the
+// input (cnnvis/synthesis.hpp).
 #include <torch/torch.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "cnnvis/error.hpp"
+#include "cnnvis/image.hpp"
 #include "cnnvis/imagenet.hpp"
 #include "cnnvis/io/npy.hpp"
 #include "cnnvis/synthesis.hpp"
@@ -26,12 +30,22 @@ struct SynthOptions {
   std::string target;
   std::string regularize = "l2";
   std::string score = "log-prob";
+  std::string image;
+  std::string direction;
+  std::string preset;
   std::string out = "synthesis";
   bool raw = false;
+  bool neuron = false;
+  bool no_decorrelate = false;
+  std::string transforms;
+  int64_t batch = 1, octaves = -1;
+  double octave_scale = 0, data_weight = 0, diversity = 0;
   // Overrides of the preset (unset: the preset's value).
-  int64_t steps = -1, every = 0, jitter = -1, blur_every = -1;
-  double lr = 0, weight_decay = -1, l1 = -1, l2 = -1, blur_sigma = 0;
-  std::string optimizer, init;
+  int64_t steps = -1, every = 0, jitter = -1, blur_every = -1, pad = -1, rotate = -1;
+  int64_t lr_decay_every = -1;
+  double lr = 0, weight_decay = -1, l1 = -1, l2 = -1, blur_sigma = 0, scale = -1;
+  double momentum = -1, lr_decay = 0, alpha_weight = -1, tv_weight = -1, alpha = 0, beta = 0;
+  std::string optimizer, init, param;
   uint64_t seed = 0;
 };
 
@@ -39,15 +53,36 @@ void add_common(CLI::App& sub, SynthOptions& o) {
   add_model_options(sub, o.model);
   sub.add_option("--steps", o.steps, "optimization steps (default: the preset's)");
   sub.add_option("--lr", o.lr, "learning rate (default: the preset's)");
-  sub.add_option("--optimizer", o.optimizer, "adam or sgd (default: the preset's)");
+  sub.add_option("--optimizer", o.optimizer,
+                 "adam, sgd, or normalized (steps of lr * g / mean|g|, Deep Dream's)");
+  sub.add_option("--momentum", o.momentum, "sgd's momentum");
+  sub.add_option("--lr-decay-every", o.lr_decay_every, "multiply lr by --lr-decay every N steps");
+  sub.add_option("--lr-decay", o.lr_decay, "the learning-rate factor (default 0.1)");
   sub.add_option("--weight-decay", o.weight_decay, "the optimizer's decay of the image");
   sub.add_option("--l2", o.l2, "penalty l2 * mean(x^2) per image (normalized space)");
   sub.add_option("--l1", o.l1, "penalty l1 * mean(|x|) per image");
+  sub.add_option("--alpha-weight", o.alpha_weight,
+                 "weight of Mahendran & Vedaldi's alpha-norm sum|u|^alpha / (HW 80^alpha)");
+  sub.add_option("--alpha", o.alpha, "the alpha-norm's exponent (default 6)");
+  sub.add_option("--tv-weight", o.tv_weight,
+                 "weight of the total variation sum(du^2 + dv^2)^(beta/2) / (HW (80/6.5)^beta)");
+  sub.add_option("--beta", o.beta, "the total variation's exponent (default 2)");
   sub.add_option("--blur-every", o.blur_every, "Gaussian blur every N steps (0: never)");
   sub.add_option("--blur-sigma", o.blur_sigma, "the blur's sigma in pixels");
+  sub.add_option("--param", o.param,
+                 "pixel (optimize the pixels) or fft (lucid: Fourier coefficients with 1/f "
+                 "scaling, decorrelated colour, sigmoid)");
+  sub.add_flag("--no-decorrelate", o.no_decorrelate, "with --param fft: plain RGB channels");
+  sub.add_option("--transforms", o.transforms,
+                 "standard: lucid's transformation robustness (pad 12, jitter 8, scale 0.1, "
+                 "rotate 10); none: no transforms");
+  sub.add_option("--pad", o.pad, "pad the image by N grey pixels before the transforms");
   sub.add_option("--jitter", o.jitter, "random shift of up to N pixels per step");
+  sub.add_option("--scale", o.scale, "random rescaling by up to this fraction (0.1: 0.9..1.1)");
+  sub.add_option("--rotate", o.rotate, "random rotation by up to N degrees");
   sub.add_option("--init", o.init, "start image: uniform (pixels 150-180), noise or gray");
-  sub.add_option("--seed", o.seed, "seed of the start image and the jitter")->capture_default_str();
+  sub.add_option("--seed", o.seed, "seed of the start image and the transforms")
+      ->capture_default_str();
   sub.add_option("--every", o.every, "also write the images every N steps (<name>_stepN.png)");
   sub.add_option("--out,-o", o.out, "output folder (created if missing)")->capture_default_str();
   sub.add_flag("--raw", o.raw, "also write the final images as <name>.npy (normalized space)");
@@ -59,20 +94,66 @@ void add_common(CLI::App& sub, SynthOptions& o) {
 }
 
 SynthesisOptions with_overrides(SynthesisOptions s, const SynthOptions& o, int64_t size) {
+  if (o.transforms == "standard") {
+    s.pad = 12;
+    s.jitter = 8;
+    s.scale = 0.1;
+    s.rotate = 10;
+  } else if (o.transforms == "none") {
+    s.pad = s.jitter = s.rotate = 0;
+    s.scale = 0;
+  } else if (!o.transforms.empty()) {
+    throw usage_error("--transforms " + o.transforms + ": expected standard or none");
+  }
   if (o.steps >= 0) s.steps = o.steps;
   if (o.lr) s.lr = o.lr;
   if (!o.optimizer.empty()) s.optimizer = o.optimizer;
+  if (o.momentum >= 0) s.momentum = o.momentum;
+  if (o.lr_decay_every >= 0) s.lr_decay_every = o.lr_decay_every;
+  if (o.lr_decay) s.lr_decay = o.lr_decay;
   if (o.weight_decay >= 0) s.weight_decay = o.weight_decay;
   if (o.l1 >= 0) s.l1 = o.l1;
   if (o.l2 >= 0) s.l2 = o.l2;
+  if (o.alpha_weight >= 0) s.alpha_weight = o.alpha_weight;
+  if (o.alpha) s.alpha = o.alpha;
+  if (o.tv_weight >= 0) s.tv_weight = o.tv_weight;
+  if (o.beta) s.beta = o.beta;
   if (o.blur_every >= 0) s.blur_every = o.blur_every;
   if (o.blur_sigma) s.blur_sigma = o.blur_sigma;
+  if (!o.param.empty()) s.param = o.param;
+  if (o.no_decorrelate) s.decorrelate = false;
+  if (o.pad >= 0) s.pad = o.pad;
   if (o.jitter >= 0) s.jitter = o.jitter;
+  if (o.scale >= 0) s.scale = o.scale;
+  if (o.rotate >= 0) s.rotate = o.rotate;
   if (!o.init.empty()) s.init = o.init;
+  if (o.diversity > 0) s.diversity = o.diversity;
   s.seed = o.seed;
   s.every = o.every;
   s.size = size;
   return s;
+}
+
+// "0.5,-1,2" or a .npy file -> a 1-d float tensor.
+at::Tensor parse_direction(const std::string& text) {
+  if (text.size() > 4 && text.substr(text.size() - 4) == ".npy") {
+    return load_npy(text).reshape({-1}).to(torch::kFloat);
+  }
+  std::vector<float> values;
+  std::istringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    try {
+      size_t used = 0;
+      values.push_back(std::stof(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw usage_error("--direction '" + text +
+                        "': expected comma-separated numbers (one per channel) or a .npy file");
+    }
+  }
+  if (values.empty()) throw usage_error("--direction is empty");
+  return torch::tensor(values);
 }
 
 // Images [N,3,H,W] in [0,1] side by side in a grid with 2-pixel white gaps.
@@ -89,31 +170,100 @@ at::Tensor contact_sheet(const at::Tensor& images) {
   return sheet;
 }
 
+std::string top_class(Model& model, const at::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const auto p = torch::softmax(model.forward(x).output, 1)[0];
+  const int64_t c = p.argmax().item<int64_t>();
+  const auto names = model.class_names();
+  std::ostringstream s;
+  s << c;
+  if (c < static_cast<int64_t>(names.size())) s << " " << names[static_cast<size_t>(c)];
+  s << " (p " << std::fixed << std::setprecision(3) << p[c].item<double>() << ")";
+  return s.str();
+}
+
 void run(const SynthOptions& o, const std::string& kind) {
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
   auto model = load_model(o.model);
-  std::vector<int64_t> filters;
   Target target = Target::class_logit(0);
   SynthesisOptions s;
   std::string stem = model->name();
   std::vector<std::string> names;  // per image, for the file names
-  if (kind == "filter") {
+  at::Tensor image;                // invert and deep-dream: the input image
+  DeepDreamOptions dream;
+  double data_weight = 1;
+  if (o.batch < 1) throw usage_error("--batch " + std::to_string(o.batch) + ": expected >= 1");
+  if (o.diversity < 0) throw usage_error("--diversity: expected a number >= 0");
+  if (kind != "class" && kind != "direction") {
     if (o.layer.empty()) throw usage_error("--layer is required (see cnnvis layers)");
-    model->check_layer(o.layer);
-    filters = parse_filter_list(o.filters);
-    target = filter_batch_target(o.layer, filters);
-    s = with_overrides(filter_preset(), o, pre.size);
+  }
+  if (!o.layer.empty()) model->check_layer(o.layer);
+  if (kind == "invert" || kind == "deep-dream") {
+    image = load_input(o.image, pre);
+    if (o.batch != 1) throw usage_error("--batch: " + kind + " works on one image");
+  }
+  auto base = [&](const std::string& fallback) {
+    const std::string name = o.preset.empty() ? fallback : o.preset;
+    if (name == "classic") return filter_preset();
+    if (name == "lucid") return lucid_preset();
+    throw usage_error("--preset " + name + ": expected classic or lucid");
+  };
+  if (kind == "filter") {
+    const auto filters = parse_filter_list(o.filters);
+    std::vector<int64_t> batch;
+    for (auto f : filters) {
+      for (int64_t k = 0; k < o.batch; ++k) {
+        batch.push_back(f);
+        names.push_back(stem + "_" + o.layer + (o.neuron ? "_neuron" : "_filter") +
+                        std::to_string(f) + (o.batch > 1 ? "_" + std::to_string(k) : ""));
+      }
+    }
+    target = o.neuron ? neuron_target(o.layer, batch) : filter_batch_target(o.layer, batch);
+    s = with_overrides(base("classic"), o, pre.size);
     stem += "_" + o.layer;
-    for (auto f : filters) names.push_back(stem + "_filter" + std::to_string(f));
-  } else {
+  } else if (kind == "direction") {
+    if (o.layer.empty()) throw usage_error("--layer is required (see cnnvis layers)");
+    target = direction_target(o.layer, parse_direction(o.direction));
+    s = with_overrides(base("classic"), o, pre.size);
+    stem += "_" + o.layer;
+    for (int64_t k = 0; k < o.batch; ++k) {
+      names.push_back(stem + "_direction" + (o.batch > 1 ? "_" + std::to_string(k) : ""));
+    }
+  } else if (kind == "class") {
     if (o.target.empty()) throw usage_error("--target is required: a class index or name");
     const int64_t c = resolve_class(o.target, model->class_names(), model->num_classes());
     if (o.score != "log-prob" && o.score != "logit") {
       throw usage_error("--score " + o.score + ": expected log-prob or logit");
     }
-    target = o.score == "logit" ? Target::class_logit(c) : class_log_probability_target({c});
+    std::vector<int64_t> classes(static_cast<size_t>(o.batch), c);
+    target = o.score == "logit" ? Target::class_logit(c) : class_log_probability_target(classes);
+    if (o.score == "logit" && o.batch > 1) {
+      throw usage_error("--batch with --score logit: use --score log-prob");
+    }
     s = with_overrides(class_model_preset(o.regularize), o, pre.size);
-    names.push_back(stem + "_class" + std::to_string(c) + "_" + o.regularize);
+    for (int64_t k = 0; k < o.batch; ++k) {
+      names.push_back(stem + "_class" + std::to_string(c) + "_" + o.regularize +
+                      (o.batch > 1 ? "_" + std::to_string(k) : ""));
+    }
+  } else if (kind == "invert") {
+    auto io = inversion_preset(o.preset.empty() ? "paper" : o.preset);
+    s = with_overrides(io.synthesis, o, image.size(2));
+    data_weight = o.data_weight > 0 ? o.data_weight : io.data_weight;
+    names.push_back(stem + "_" + o.layer + "_inverted");
+  } else {  // deep-dream
+    dream = deep_dream_preset(o.preset.empty() ? "mordvintsev" : o.preset);
+    if (o.octaves >= 0) dream.octaves = o.octaves;
+    if (o.octave_scale) dream.octave_scale = o.octave_scale;
+    s = with_overrides(dream.synthesis, o, image.size(2));
+    if (o.filters.empty() || o.filters == "all") {
+      target = layer_l2_target(o.layer);
+      names.push_back(stem + "_" + o.layer + "_dream");
+    } else {
+      const auto filters = parse_filter_list(o.filters);
+      if (filters.size() != 1) throw usage_error("--filter: deep-dream takes one filter");
+      target = filter_batch_target(o.layer, filters);
+      names.push_back(stem + "_" + o.layer + "_filter" + std::to_string(filters[0]) + "_dream");
+    }
   }
   s.mean = pre.mean;
   s.std = pre.std;
@@ -128,10 +278,22 @@ void run(const SynthOptions& o, const std::string& kind) {
   };
   prepare_out_dir(o.out);
   const auto count = static_cast<int64_t>(names.size());
-  std::cout << "synthesize: " << target.description() << " on " << model->name() << ", "
-            << s.steps << " steps, " << count << " image(s) of " << s.size << "x" << s.size
-            << "\n";
-  const auto result = synthesize(*model, target, count, s);
+  SynthesisResult result;
+  if (kind == "invert") {
+    std::cout << "synthesize: inverting the representation at " << o.layer << " of "
+              << o.image << " on " << model->name() << ", " << s.steps << " steps\n";
+    result = invert(*model, o.layer, image, {s, data_weight});
+  } else if (kind == "deep-dream") {
+    dream.synthesis = s;
+    std::cout << "synthesize: deep dream, " << target.description() << " on " << model->name()
+              << ", " << dream.octaves << " octave(s) x " << s.steps << " steps\n";
+    result = deep_dream(*model, target, image, dream);
+  } else {
+    std::cout << "synthesize: " << target.description() << " on " << model->name() << ", "
+              << s.steps << " steps, " << count << " image(s) of " << s.size << "x" << s.size
+              << "\n";
+    result = synthesize(*model, target, count, s);
+  }
   auto pixels = [&](const at::Tensor& x) {
     std::vector<at::Tensor> out;
     for (int64_t i = 0; i < x.size(0); ++i) {
@@ -143,8 +305,21 @@ void run(const SynthOptions& o, const std::string& kind) {
   for (int64_t i = 0; i < count; ++i) {
     const std::string path = (fs::path(o.out) / (names[i] + ".png")).string();
     save_png(path, final_pixels[i]);
-    std::cout << "wrote " << path << "  (score " << result.initial_score[i].item<double>()
-              << " -> " << result.final_score[i].item<double>() << ")\n";
+    std::cout << "wrote " << path;
+    if (kind == "invert") {
+      std::cout << "  (normalized distance " << -result.final_score[i].item<double>() / data_weight
+                << "; classified " << top_class(*model, result.image) << ", the image "
+                << top_class(*model, image) << ")\n";
+    } else {
+      const double before = result.initial_score[i].item<double>();
+      const double after = result.final_score[i].item<double>();
+      std::cout << "  (score " << before << " -> " << after << ")\n";
+      if (before == 0 && after == 0) {
+        std::cerr << "synthesize: note: " << names[i]
+                  << " stayed at 0: a unit after a ReLU gets no gradient while it is 0; try "
+                     "the layer before the ReLU, a smaller --lr or another --seed\n";
+      }
+    }
     if (o.raw) {
       save_npy((fs::path(o.out) / (names[i] + ".npy")).string(),
                result.image[i].unsqueeze(0).to(torch::kCPU, torch::kFloat));
@@ -155,9 +330,9 @@ void run(const SynthOptions& o, const std::string& kind) {
     }
   }
   if (count > 1) {
-    const std::string path = (fs::path(o.out) / (stem + "_filters.png")).string();
+    const std::string path = (fs::path(o.out) / (stem + "_" + (kind == "class" ? "classes" : kind + "s") + ".png")).string();
     save_png(path, contact_sheet(final_pixels));
-    std::cout << "wrote " << path << " (contact sheet, filters " << o.filters << ")\n";
+    std::cout << "wrote " << path << " (contact sheet)\n";
   }
 }
 
@@ -166,21 +341,56 @@ void run(const SynthOptions& o, const std::string& kind) {
 void setup_synthesize(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "synthesize",
-      "make images by optimizing the input: filter visualization, class model images\n"
+      "make images by optimizing the input: filter visualization, class model images, inverted\n"
+      "representations, Deep Dream, lucid-style feature visualization\n"
       "  e.g. cnnvis synthesize filter --model vgg16 --weights W --layer features.17 --filter 0-15\n"
-      "       cnnvis synthesize class --model vgg16 --weights W --target 130 --regularize l2");
+      "       cnnvis synthesize filter --model vgg16 --weights W --layer features.24 --filter 5 "
+      "--preset lucid\n"
+      "       cnnvis synthesize class --model vgg16 --weights W --target 130 --regularize l2\n"
+      "       cnnvis synthesize invert --model alexnet --weights W --image cat.png --layer "
+      "features.7\n"
+      "       cnnvis synthesize deep-dream --model vgg19 --weights W --image cat.png --layer "
+      "features.34 --filter 94");
   sub->require_subcommand(1);
+  auto add_batch = [](CLI::App* a, SynthOptions& o) {
+    a->add_option("--batch", o.batch, "images per objective, optimized together")
+        ->capture_default_str();
+    a->add_option("--diversity", o.diversity,
+                  "weight of lucid's diversity penalty (Gram-matrix cosine similarity between "
+                  "the batch's images at the layer); use with --batch");
+  };
   auto f = std::make_shared<SynthOptions>();
   auto* filter = sub->add_subcommand(
       "filter",
-      "maximize the mean activation of filters at a layer (Erhan et al. 2009; the classic "
-      "collection's preset: Adam lr 0.1, weight decay 1e-6, 30 steps, pixels 150-180); several "
-      "filters run as one batch and also give a contact sheet");
+      "maximize the mean activation of filters at a layer (Erhan et al. 2009). --preset classic "
+      "(default: the classic collection's Adam lr 0.1, weight decay 1e-6, 30 steps, pixels "
+      "150-180) or lucid (lucent's fft parameterization, decorrelated colour, standard "
+      "transforms, Adam lr 0.05, 512 steps); several filters run as one batch and also give a "
+      "contact sheet");
   filter->add_option("--layer,-l", f->layer, "the layer (see cnnvis layers)")->required();
   filter->add_option("--filter,-f", f->filters, "filter index, range or list: 5, 0-15, 3,7,9")
       ->capture_default_str();
+  filter->add_flag("--neuron", f->neuron,
+                   "maximize the filter's centre unit instead of its mean (lucid's neuron)");
+  filter->add_option("--preset", f->preset, "classic or lucid (default classic)");
+  add_batch(filter, *f);
   add_common(*filter, *f);
   filter->callback([f] { run(*f, "filter"); });
+
+  auto d = std::make_shared<SynthOptions>();
+  auto* direction = sub->add_subcommand(
+      "direction",
+      "maximize the cosine similarity between a direction in a layer's channel space and the "
+      "activation vector at every position (lucid's direction objective)");
+  direction->add_option("--layer,-l", d->layer, "the layer (see cnnvis layers)")->required();
+  direction->add_option("--direction", d->direction,
+                        "one value per channel: comma-separated numbers or a .npy file")
+      ->required();
+  direction->add_option("--preset", d->preset, "classic or lucid (default classic)");
+  add_batch(direction, *d);
+  add_common(*direction, *d);
+  direction->callback([d] { run(*d, "direction"); });
+
   auto c = std::make_shared<SynthOptions>();
   auto* cls = sub->add_subcommand(
       "class",
@@ -196,8 +406,42 @@ void setup_synthesize(CLI::App& app) {
                   "log-prob (logit - logsumexp: pushes other classes down) or logit (Simonyan "
                   "et al.'s unnormalized score)")
       ->capture_default_str();
+  add_batch(cls, *c);
   add_common(*cls, *c);
   cls->callback([c] { run(*c, "class"); });
+
+  auto v = std::make_shared<SynthOptions>();
+  auto* inv = sub->add_subcommand(
+      "invert",
+      "reconstruct an image from its representation at a layer (Mahendran & Vedaldi 2015): "
+      "minimize C ||Phi(x) - Phi0||^2 / ||Phi0||^2 + alpha-norm (6) + total variation (beta 2). "
+      "--preset paper (default: normalized regularizers, weights 1, C 100, Adam lr 0.05, 200 "
+      "steps) or classic (the classic collection's weights and SGD schedule)");
+  inv->add_option("--image,-i", v->image, "the image whose representation is inverted")
+      ->required();
+  inv->add_option("--layer,-l", v->layer, "the layer (see cnnvis layers)")->required();
+  inv->add_option("--preset", v->preset, "paper or classic (default paper)");
+  inv->add_option("--data-weight", v->data_weight, "C, the weight of the distance term");
+  add_common(*inv, *v);
+  inv->callback([v] { run(*v, "invert"); });
+
+  auto m = std::make_shared<SynthOptions>();
+  m->filters = "all";
+  auto* dd = sub->add_subcommand(
+      "deep-dream",
+      "amplify what a layer (or one filter) sees in an image (Mordvintsev et al. 2015). --preset "
+      "mordvintsev (default: 4 octaves of ratio 1.4, 10 normalized steps each, jitter 32) or "
+      "classic (the classic collection's single scale, SGD lr 12, 250 steps)");
+  dd->add_option("--image,-i", m->image, "the image to dream on")->required();
+  dd->add_option("--layer,-l", m->layer, "the layer (see cnnvis layers)")->required();
+  dd->add_option("--filter,-f", m->filters,
+                 "one filter to amplify, or all (the layer's mean squared activation)")
+      ->capture_default_str();
+  dd->add_option("--octaves", m->octaves, "image pyramid levels (default: the preset's)");
+  dd->add_option("--octave-scale", m->octave_scale, "size ratio between octaves (default 1.4)");
+  dd->add_option("--preset", m->preset, "mordvintsev or classic (default mordvintsev)");
+  add_common(*dd, *m);
+  dd->callback([m] { run(*m, "deep-dream"); });
 }
 
 }  // namespace cnnvis::cli

@@ -129,6 +129,27 @@ void write_index(const fs::path& folder, const json& gallery, bool evaluation) {
     }
   }
   body += "</table>\n";
+  if (gallery.contains("synthesis") && !gallery["synthesis"].empty()) {
+    body += "<h2 id=\"synthesis\">Synthesis</h2>\n<p class=\"meta\">Images made by optimizing "
+            "the input (<code>cnnvis synthesize</code>); captions give the objective before and "
+            "after, or the reconstruction's class.</p>\n<table class=\"synthesis\">\n";
+    for (const auto& section : gallery["synthesis"]) {
+      body += "<tr class=\"first\" data-synthesis=\"" +
+              html_escape(section["name"].get<std::string>()) + "\"><td class=\"label\" title=\"" +
+              html_escape(section["description"].get<std::string>()) + "\"><b>" +
+              html_escape(section["title"].get<std::string>()) + "</b><br><span class=\"time\">" +
+              html_escape(section["description"].get<std::string>()) + "; " +
+              fixed(section["seconds"].get<double>(), 1) + " s</span></td>";
+      for (const auto& item : section["items"]) {
+        body += "<td><img class=\"thumb\" src=\"" + html_escape(item["file"].get<std::string>()) +
+                "\" alt=\"" + html_escape(item["caption"].get<std::string>()) +
+                "\"><br><span class=\"time\">" + html_escape(item["caption"].get<std::string>()) +
+                "</span></td>";
+      }
+      body += "</tr>\n";
+    }
+    body += "</table>\n";
+  }
   write_file_atomic((folder / "index.html").string(), page("cnnvis gallery", body));
 }
 

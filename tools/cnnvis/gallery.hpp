@@ -5,10 +5,12 @@
 // whatever exists.
 //
 // Folder layout:
-//   index.html         rows: method and view, columns: images (like the classic collection)
+//   index.html         rows: method and view, columns: images (like the classic collection);
+//                      then the synthesis rows (filters, class images, inversions, dreams)
 //   image_<stem>.html  one page per image: every view at full size with its description
 //   evaluation.html    the `cnnvis evaluate` table (when evaluate has run)
 //   images/            <stem>.png (the input as the model saw it), <stem>_<method>_<view>.png
+//   synthesis/         the synthesized images shown on the index
 //   gallery.json, evaluation.json
 #include <nlohmann/json.hpp>
 

@@ -320,13 +320,16 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
   };
 
   SynthesisResult result;
-  try {
+  {
     torch::NoGradGuard no_grad;
-    result.initial_score = target.score(forward(param.image(p))).detach();
-  } catch (const c10::Error& e) {
-    throw usage_error("synthesis: the network cannot take a " + std::to_string(o.size) + "x" +
-                      std::to_string(o.size) + " image (" + e.what_without_backtrace() +
-                      "); use a larger size");
+    const auto x0 = param.image(p);
+    try {
+      result.initial_score = target.score(forward(x0)).detach();
+    } catch (const c10::Error& e) {
+      throw usage_error("synthesis: the network cannot take a " + std::to_string(x0.size(2)) +
+                        "x" + std::to_string(x0.size(3)) + " image (" +
+                        e.what_without_backtrace() + "); use a larger size");
+    }
   }
 
   // The normalized values of pixels 0 and 1, per channel, and of grey 0.5.
@@ -680,6 +683,15 @@ SynthesisResult deep_dream(Model& model, const Target& target, const at::Tensor&
   {
     torch::NoGradGuard no_grad;
     result.initial_score = target.score(model.forward(base, target.taps())).detach();
+    const auto& smallest = bases.back();
+    try {
+      model.forward(smallest, target.taps());
+    } catch (const c10::Error& e) {
+      throw usage_error("deep dream: the smallest octave, " + std::to_string(smallest.size(2)) +
+                        "x" + std::to_string(smallest.size(3)) +
+                        ", is too small for the network; use fewer octaves or a smaller octave "
+                        "scale");
+    }
   }
   Tensor dream_detail = torch::zeros_like(bases.back());
   Tensor dreamed;

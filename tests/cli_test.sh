@@ -202,6 +202,47 @@ expect 2 "filters '3-1'" "$CNNVIS" synthesize filter --model demo --layer featur
   --out "$work/out"
 expect 2 "larger size" "$CNNVIS" synthesize class --model demo --target 0 --size 4 --out "$work/out"
 expect 2 "steps=0: expected an integer >= 1" "$CNNVIS" synthesize class --model demo --target 0 --steps 0 --out "$work/out"
+# Inversion, Deep Dream (both presets), lucid's preset with a batch and diversity, a neuron,
+# a direction.
+"$CNNVIS" synthesize invert --model demo --image "$star" --layer features.6 --steps 20 \
+  --out "$work/syn" > "$work/stdout" 2>&1 && [ -s "$work/syn/demo_features.6_inverted.png" ] \
+  && grep -q "normalized distance .*classified" "$work/stdout" && ok \
+  || fail "synthesize invert: $(cat "$work/stdout")"
+"$CNNVIS" synthesize invert --model demo --image "$star" --layer features.6 --steps 5 \
+  --preset classic --out "$work/syn" > "$work/stdout" 2>&1 && ok \
+  || fail "synthesize invert --preset classic: $(cat "$work/stdout")"
+"$CNNVIS" synthesize deep-dream --model demo --image "$star" --layer features.10 --octaves 2 \
+  --steps 3 --out "$work/syn" > "$work/stdout" 2> "$work/stderr" \
+  && [ -s "$work/syn/demo_features.10_dream.png" ] && grep -q "step 6/6" "$work/stderr" && ok \
+  || fail "synthesize deep-dream: $(cat "$work/stdout" "$work/stderr")"
+"$CNNVIS" synthesize deep-dream --model demo --image "$star" --layer features.10 --filter 5 \
+  --preset classic --steps 3 --out "$work/syn" > "$work/stdout" 2>&1 \
+  && [ -s "$work/syn/demo_features.10_filter5_dream.png" ] && ok \
+  || fail "synthesize deep-dream --preset classic: $(cat "$work/stdout")"
+"$CNNVIS" synthesize filter --model demo --layer features.10 --filter 3 --preset lucid --steps 4 \
+  --batch 2 --diversity 1 --size 64 --out "$work/syn" > "$work/stdout" 2>&1 \
+  && [ -s "$work/syn/demo_features.10_filter3_1.png" ] && ok \
+  || fail "synthesize filter --preset lucid --batch: $(cat "$work/stdout")"
+"$CNNVIS" synthesize filter --model demo --layer features.9 --neuron --filter 2 --param fft \
+  --transforms standard --steps 3 --out "$work/syn" > "$work/stdout" 2>&1 \
+  && [ -s "$work/syn/demo_features.9_neuron2.png" ] && ok \
+  || fail "synthesize filter --neuron: $(cat "$work/stdout")"
+/usr/bin/python3 -c "import numpy; numpy.save('$work/dir.npy', numpy.linspace(-1, 1, 64).astype('float32'))"
+"$CNNVIS" synthesize direction --model demo --layer features.10 --direction "$work/dir.npy" \
+  --steps 3 --out "$work/syn" > "$work/stdout" 2>&1 \
+  && [ -s "$work/syn/demo_features.10_direction.png" ] && ok \
+  || fail "synthesize direction: $(cat "$work/stdout")"
+expect 2 "direction: 3 values for layer features.10 with 64 channels" "$CNNVIS" synthesize \
+  direction --model demo --layer features.10 --direction 1,0,0 --out "$work/out"
+expect 2 "param=wavelet: expected pixel or fft" "$CNNVIS" synthesize filter --model demo \
+  --layer features.10 --param wavelet --out "$work/out"
+expect 2 "deep dream preset 'fast'" "$CNNVIS" synthesize deep-dream --model demo --image "$star" \
+  --layer features.10 --preset fast --out "$work/out"
+expect 2 "smallest octave, 3x3, is too small for the network; use fewer octaves" "$CNNVIS" \
+  synthesize deep-dream --model demo --image "$star" --layer features.10 --octaves 11 \
+  --out "$work/out"
+expect 1 "no-such.png" "$CNNVIS" synthesize invert --model demo --image "$work/no-such.png" \
+  --layer features.6 --out "$work/out"
 [ -z "$(find "$work" -name '*.tmp-*')" ] && ok || fail "temporary files left behind"
 
 echo "cli: $passed passed, $failed failed"

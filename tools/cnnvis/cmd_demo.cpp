@@ -145,8 +145,9 @@ json run_synthesis(Model& model, const std::vector<torch::Tensor>& inputs,
   }
   {
     auto o = common(lucid_preset());
-    if (demo) {
-      o.steps = 100;
+    if (demo) {  // a 96 px network: fewer steps at a larger lr, smaller pad and jitter
+      o.steps = 150;
+      o.lr = 0.1;
       o.pad = 4;
       o.jitter = 4;
     }
@@ -190,7 +191,7 @@ json run_synthesis(Model& model, const std::vector<torch::Tensor>& inputs,
                 const auto r = invert(model, early, inputs[i], io);
                 torch::NoGradGuard no_grad;
                 const int64_t c = model.forward(r.image).output.argmax(1).item<int64_t>();
-                items.push_back({{"file", save(stems[i] + "_inverted.png", r.image)},
+                items.push_back({{"file", save(stems[i] + "_inverted.png", r.image[0])},
                                  {"caption", stems[i] + ": distance " +
                                                  fmt(-r.final_score.item<double>() /
                                                      io.data_weight) +
@@ -210,7 +211,7 @@ json run_synthesis(Model& model, const std::vector<torch::Tensor>& inputs,
               json items = json::array();
               for (size_t i = 0; i < shown; ++i) {
                 const auto r = deep_dream(model, layer_l2_target(layer), inputs[i], d);
-                items.push_back({{"file", save(stems[i] + "_dream.png", r.image)},
+                items.push_back({{"file", save(stems[i] + "_dream.png", r.image[0])},
                                  {"caption", stems[i] + ": " +
                                                  fmt(r.initial_score.item<double>()) + " → " +
                                                  fmt(r.final_score.item<double>())}});

@@ -2,6 +2,10 @@
 // batch 1 and 8, 224 x 224, under InferenceMode. Methods are timed as a ratio to this by
 // `cnnvis bench METHOD` (same process, same input).
 //   build/bench/cnnvis_bench --benchmark_filter=resnet50      (CNNVIS_THREADS=N to pin threads)
+// Also image synthesis: synthesize() steps per second on VGG16 (filter 5 at features.17, 224
+// px, batch 1 and 4) against one forward + backward to the input of the network truncated at
+// features.17 (the same graph walk), --benchmark_filter=synthesis; the ratio of the two
+// items_per_second is the "steps per second as a ratio to forward+backward".
 // Models are registered explicitly from main (static self-registration is dropped when linking
 // a static library).
 #include <benchmark/benchmark.h>
@@ -11,6 +15,8 @@
 #include <thread>
 
 #include "cnnvis/models/zoo.hpp"
+#include "cnnvis/synthesis.hpp"
+#include "methods/graph_forward.hpp"
 
 namespace {
 
@@ -26,6 +32,40 @@ void forward(benchmark::State& state, const std::string& arch) {
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+constexpr const char* kLayer = "features.17";
+constexpr int64_t kFilter = 5;
+constexpr int64_t kSteps = 10;
+
+// One forward to kLayer and one backward to the input, per iteration.
+void truncated_forward_backward(benchmark::State& state) {
+  auto model = cnnvis::make_model("vgg16");
+  cnnvis::randomize_weights(*model, 0);
+  const auto graph = model->graph();
+  const auto x = torch::rand({state.range(0), 3, 224, 224}).requires_grad_(true);
+  for (auto _ : state) {
+    std::map<std::string, at::Tensor> taps{{kLayer, at::Tensor()}};
+    cnnvis::detail::run_graph(graph, x, "vgg16", "bench", taps, kLayer);
+    const auto score = taps.at(kLayer).select(1, kFilter).mean();
+    benchmark::DoNotOptimize(torch::autograd::grad({score}, {x}));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// synthesize() with the filter preset for kSteps steps (initial and final scoring included);
+// items are steps.
+void synthesis_steps(benchmark::State& state) {
+  auto model = cnnvis::make_model("vgg16");
+  cnnvis::randomize_weights(*model, 0);
+  auto o = cnnvis::filter_preset();
+  o.steps = kSteps;
+  const std::vector<int64_t> filters(static_cast<size_t>(state.range(0)), kFilter);
+  const auto target = cnnvis::filter_batch_target(kLayer, filters);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(cnnvis::synthesize(*model, target, state.range(0), o).image);
+  }
+  state.SetItemsProcessed(state.iterations() * kSteps);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -38,6 +78,11 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("forward/" + arch).c_str(), forward, arch)
         ->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(1.0);
   }
+  benchmark::RegisterBenchmark("synthesis/forward_backward_to_features.17/vgg16",
+                               truncated_forward_backward)
+      ->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  benchmark::RegisterBenchmark("synthesis/steps_features.17/vgg16", synthesis_steps)
+      ->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -319,16 +319,22 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
     return r;
   };
 
+  auto too_small = [](const Tensor& x, const c10::Error& e) {
+    return usage_error("synthesis: the network cannot take a " + std::to_string(x.size(2)) +
+                       "x" + std::to_string(x.size(3)) + " image (" +
+                       e.what_without_backtrace() + "); use a larger size");
+  };
+  // Without transforms the first step's forward pass sees the start image, and its score is
+  // the initial score; with transforms the start image is scored on its own.
+  const bool transforms = o.pad > 0 || o.jitter > 0 || o.scale > 0 || o.rotate > 0;
   SynthesisResult result;
-  {
+  if (transforms) {
     torch::NoGradGuard no_grad;
     const auto x0 = param.image(p);
     try {
       result.initial_score = target.score(forward(x0)).detach();
     } catch (const c10::Error& e) {
-      throw usage_error("synthesis: the network cannot take a " + std::to_string(x0.size(2)) +
-                        "x" + std::to_string(x0.size(3)) + " image (" +
-                        e.what_without_backtrace() + "); use a larger size");
+      throw too_small(x0, e);
     }
   }
 
@@ -351,8 +357,15 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
     if (p.grad().defined()) p.mutable_grad().zero_();
     const Tensor x = param.image(p);
     const Tensor input = robustness(x, o, gen, grey);
-    const auto r = forward(input);
+    ForwardResult r;
+    try {
+      r = forward(input);
+    } catch (const c10::Error& e) {
+      if (step == 1) throw too_small(input, e);
+      throw;
+    }
     const auto score = target.score(r);
+    if (step == 1 && !transforms) result.initial_score = score.detach().clone();
     auto loss = -score.sum();
     if (penalties) loss = loss + synthesis_penalty(x, o).sum();
     if (o.diversity > 0) loss = loss + o.diversity * diversity_penalty(r.taps.at(diversity_layer));

@@ -232,6 +232,23 @@ expect 2 "steps=0: expected an integer >= 1" "$CNNVIS" synthesize class --model 
   --steps 3 --out "$work/syn" > "$work/stdout" 2>&1 \
   && [ -s "$work/syn/demo_features.10_direction.png" ] && ok \
   || fail "synthesize direction: $(cat "$work/stdout")"
+# The zoo models (random weights): AlexNet inversions of several layers, VGG Deep Dream, lucid
+# filters.
+"$CNNVIS" synthesize invert --model alexnet --random-weights 0 --image "$star" --size 64 \
+  --layer features.0,features.4 --steps 2 --out "$work/syn" > "$work/stdout" 2>&1 \
+  && [ -s "$work/syn/alexnet_features.4_inverted.png" ] \
+  && [ -s "$work/syn/alexnet_inversions.png" ] && ok \
+  || fail "synthesize invert on alexnet: $(cat "$work/stdout")"
+"$CNNVIS" synthesize deep-dream --model vgg11 --random-weights 0 --image "$star" --size 64 \
+  --layer features.10 --octaves 2 --steps 2 --out "$work/syn" > "$work/stdout" 2>&1 \
+  && [ -s "$work/syn/vgg11_features.10_dream.png" ] && ok \
+  || fail "synthesize deep-dream on vgg11: $(cat "$work/stdout")"
+"$CNNVIS" synthesize filter --model vgg11 --random-weights 0 --size 64 --layer features.10 \
+  --filter 0-1 --preset lucid --steps 2 --out "$work/syn" > "$work/stdout" 2>&1 \
+  && [ -s "$work/syn/vgg11_features.10_filters.png" ] && ok \
+  || fail "synthesize filter --preset lucid on vgg11: $(cat "$work/stdout")"
+expect 2 "--layer features.6,features.10: filter takes one layer" "$CNNVIS" synthesize filter \
+  --model demo --layer features.6,features.10 --out "$work/out"
 expect 2 "direction: 3 values for layer features.10 with 64 channels" "$CNNVIS" synthesize \
   direction --model demo --layer features.10 --direction 1,0,0 --out "$work/out"
 expect 2 "param=wavelet: expected pixel or fft" "$CNNVIS" synthesize filter --model demo \

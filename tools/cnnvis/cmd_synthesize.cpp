@@ -197,7 +197,19 @@ void run(const SynthOptions& o, const std::string& kind) {
   if (kind != "class" && kind != "direction") {
     if (o.layer.empty()) throw usage_error("--layer is required (see cnnvis layers)");
   }
-  if (!o.layer.empty()) model->check_layer(o.layer);
+  // invert takes a comma-separated list of layers (one reconstruction each).
+  std::vector<std::string> layers;
+  {
+    std::istringstream in(o.layer);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      if (!item.empty()) layers.push_back(item);
+    }
+  }
+  if (kind != "invert" && layers.size() > 1) {
+    throw usage_error("--layer " + o.layer + ": " + kind + " takes one layer");
+  }
+  for (const auto& l : layers) model->check_layer(l);
   if (kind == "invert" || kind == "deep-dream") {
     image = load_input(o.image, pre);
     if (o.batch != 1) throw usage_error("--batch: " + kind + " works on one image");
@@ -249,7 +261,7 @@ void run(const SynthOptions& o, const std::string& kind) {
     auto io = inversion_preset(o.preset.empty() ? "paper" : o.preset);
     s = with_overrides(io.synthesis, o, image.size(2));
     data_weight = o.data_weight > 0 ? o.data_weight : io.data_weight;
-    names.push_back(stem + "_" + o.layer + "_inverted");
+    for (const auto& l : layers) names.push_back(stem + "_" + l + "_inverted");
   } else {  // deep-dream
     dream = deep_dream_preset(o.preset.empty() ? "mordvintsev" : o.preset);
     if (o.octaves >= 0) dream.octaves = o.octaves;
@@ -282,7 +294,21 @@ void run(const SynthOptions& o, const std::string& kind) {
   if (kind == "invert") {
     std::cout << "synthesize: inverting the representation at " << o.layer << " of "
               << o.image << " on " << model->name() << ", " << s.steps << " steps\n";
-    result = invert(*model, o.layer, image, {s, data_weight});
+    std::vector<at::Tensor> images, initial, final;
+    std::vector<std::vector<at::Tensor>> snapshots;
+    for (const auto& l : layers) {
+      auto r = invert(*model, l, image, {s, data_weight});
+      images.push_back(r.image);
+      initial.push_back(r.initial_score);
+      final.push_back(r.final_score);
+      snapshots.resize(r.snapshots.size());
+      for (size_t k = 0; k < r.snapshots.size(); ++k) snapshots[k].push_back(r.snapshots[k].second);
+      result.snapshots = std::move(r.snapshots);
+    }
+    result.image = torch::cat(images);
+    result.initial_score = torch::cat(initial);
+    result.final_score = torch::cat(final);
+    for (size_t k = 0; k < snapshots.size(); ++k) result.snapshots[k].second = torch::cat(snapshots[k]);
   } else if (kind == "deep-dream") {
     dream.synthesis = s;
     std::cout << "synthesize: deep dream, " << target.description() << " on " << model->name()
@@ -308,8 +334,8 @@ void run(const SynthOptions& o, const std::string& kind) {
     std::cout << "wrote " << path;
     if (kind == "invert") {
       std::cout << "  (normalized distance " << -result.final_score[i].item<double>() / data_weight
-                << "; classified " << top_class(*model, result.image) << ", the image "
-                << top_class(*model, image) << ")\n";
+                << "; classified " << top_class(*model, result.image.slice(0, i, i + 1))
+                << ", the image " << top_class(*model, image) << ")\n";
     } else {
       const double before = result.initial_score[i].item<double>();
       const double after = result.final_score[i].item<double>();
@@ -330,7 +356,9 @@ void run(const SynthOptions& o, const std::string& kind) {
     }
   }
   if (count > 1) {
-    const std::string path = (fs::path(o.out) / (stem + "_" + (kind == "class" ? "classes" : kind + "s") + ".png")).string();
+    const std::string path = (fs::path(o.out) / (stem + "_" + (kind == "class"    ? std::string("classes")
+                                                  : kind == "invert" ? std::string("inversions")
+                                                                     : kind + "s") + ".png")).string();
     save_png(path, contact_sheet(final_pixels));
     std::cout << "wrote " << path << " (contact sheet)\n";
   }
@@ -419,7 +447,11 @@ void setup_synthesize(CLI::App& app) {
       "steps) or classic (the classic collection's weights and SGD schedule)");
   inv->add_option("--image,-i", v->image, "the image whose representation is inverted")
       ->required();
-  inv->add_option("--layer,-l", v->layer, "the layer (see cnnvis layers)")->required();
+  inv->add_option("--layer,-l", v->layer,
+                  "the layer, or several separated by commas (one reconstruction each, and a "
+                  "contact sheet; the classic collection shows AlexNet's features.0,features.2,"
+                  "features.4,features.7,features.9,features.12)")
+      ->required();
   inv->add_option("--preset", v->preset, "paper or classic (default paper)");
   inv->add_option("--data-weight", v->data_weight, "C, the weight of the distance term");
   add_common(*inv, *v);

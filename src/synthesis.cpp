@@ -102,6 +102,9 @@ void check_options(const SynthesisOptions& o, bool has_start) {
   if (!(o.beta >= 1)) bad("beta", num(o.beta), "a number >= 1");
   if (o.tv_bound < 0) bad("tv-bound", num(o.tv_bound), "a number >= 0 (0: alpha-bound / 6.5)");
   if (o.diversity < 0) bad("diversity", num(o.diversity), "a number >= 0");
+  if (o.redirected_relu_steps < 0) {
+    bad("redirected-relu", std::to_string(o.redirected_relu_steps), "an integer >= 0");
+  }
   if (o.every < 0) bad("every", std::to_string(o.every), "an integer >= 0");
   if (o.size < 1) bad("size", std::to_string(o.size), "an integer >= 1");
 }
@@ -248,6 +251,33 @@ void set_lr(torch::optim::Optimizer& opt, const std::string& kind, double lr) {
   }
 }
 
+// ReLU with lucid's redirected gradient (lucid/optvis/overrides/redirected_relu_grad.py): for
+// an image whose ReLU gradient is zero everywhere, the incoming gradient passes except where
+// the input is negative and the gradient (of the minimized loss) would push it lower.
+struct RedirectedRelu : torch::autograd::Function<RedirectedRelu> {
+  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x) {
+    ctx->save_for_backward({x});
+    return torch::relu(x);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto x = ctx->get_saved_variables()[0];
+    const auto& g = grads[0];
+    const auto relu_grad = g * x.gt(0);
+    const auto redirected = g * torch::logical_not(x.lt(0).logical_and(g.gt(0)));
+    const int64_t n = x.size(0);
+    std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+    shape[0] = n;
+    const auto alive = relu_grad.reshape({n, -1}).abs().amax(1).gt(0).view(shape);
+    return {torch::where(alive, relu_grad, redirected)};
+  }
+};
+
+Tensor redirected_layer(const GraphNode& node, detail::GraphOp op, const Tensor& x) {
+  return op == detail::GraphOp::kRelu ? RedirectedRelu::apply(x)
+                                      : detail::apply_graph_layer(node, op, x);
+}
+
 // All names a node and its inner layers answer to.
 void collect_names(const GraphNode& node, std::set<std::string>& out) {
   for (const auto& n : detail::graph_names(node)) out.insert(n);
@@ -309,12 +339,22 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
       }
     }
   }
-  auto forward = [&](const Tensor& input) {
-    if (!truncate) return model.forward(input, needed);
+  // Redirected ReLUs need the graph, also for a target that reads the output.
+  const auto full_graph = o.redirected_relu_steps > 0 && !truncate ? model.graph() : graph;
+  if (o.redirected_relu_steps > 0 && full_graph.empty()) {
+    throw usage_error("synthesis option redirected_relu_steps: model " + model.name() +
+                      " does not describe its graph (Model::graph()); set it to 0");
+  }
+  auto forward = [&](const Tensor& input, bool redirect = false) {
+    if (!truncate && !redirect) return model.forward(input, needed);
     std::map<std::string, Tensor> taps;
     for (const auto& n : needed) taps[n] = Tensor();
-    detail::run_graph(graph, input, model.name(), "synthesis", taps, stop);
     ForwardResult r;
+    const auto out = detail::run_graph(truncate ? graph : full_graph, input, model.name(),
+                                       "synthesis", taps, truncate ? stop : "", {},
+                                       redirect ? detail::GraphLayerFn(redirected_layer)
+                                                : detail::GraphLayerFn());
+    if (!truncate) r.output = out;
     r.taps = std::move(taps);
     return r;
   };
@@ -359,7 +399,7 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
     const Tensor input = robustness(x, o, gen, grey);
     ForwardResult r;
     try {
-      r = forward(input);
+      r = forward(input, step <= o.redirected_relu_steps);
     } catch (const c10::Error& e) {
       if (step == 1) throw too_small(input, e);
       throw;
@@ -747,6 +787,7 @@ SynthesisOptions lucid_preset() {
   o.jitter = 8;
   o.scale = 0.1;
   o.rotate = 10;
+  o.redirected_relu_steps = 16;
   return o;
 }
 

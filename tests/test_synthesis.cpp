@@ -258,6 +258,38 @@ TEST(Synthesis, FourierParameterizationWithTransforms) {
   }
 }
 
+// Lucid's redirected ReLU: a centre neuron that is off on the start image gets no gradient and
+// stays at 0; with the redirected gradient for the first steps it turns on and grows.
+TEST(Synthesis, RedirectedReluMovesADeadNeuron) {
+  auto model = trained_demo();
+  auto o = lucid_preset();
+  o.size = 64;
+  o.steps = 30;
+  o.lr = 0.01;
+  o.pad = o.jitter = o.rotate = 0;
+  o.scale = 0;
+  o.redirected_relu_steps = 0;
+  const auto target = neuron_target("features.10", {2});
+  const auto plain = synthesize(*model, target, 1, o);
+  ASSERT_EQ(plain.initial_score.item<double>(), 0.0);
+  EXPECT_EQ(plain.final_score.item<double>(), 0.0);
+  o.redirected_relu_steps = 16;
+  const auto redirected = synthesize(*model, target, 1, o);
+  EXPECT_EQ(redirected.initial_score.item<double>(), 0.0);
+  EXPECT_GT(redirected.final_score.item<double>(), 0.5);
+  // A class target reads the output, so the redirected steps run the whole graph instead of
+  // the model's forward; where every ReLU passes some gradient the redirection changes
+  // nothing, so the images agree.
+  auto c = class_model_preset("l2");
+  c.size = 64;
+  c.steps = 3;
+  const auto a = synthesize(*model, class_log_probability_target({1}), 1, c);
+  c.redirected_relu_steps = 3;
+  const auto b = synthesize(*model, class_log_probability_target({1}), 1, c);
+  EXPECT_TRUE(torch::allclose(a.image, b.image, 1e-4, 1e-5))
+      << (a.image - b.image).abs().max().item<double>();
+}
+
 // The diversity term makes a batch optimized for one filter less alike: the Gram matrices'
 // cosine similarity at the layer falls.
 TEST(Synthesis, DiversityMakesTheBatchDiffer) {
@@ -318,6 +350,15 @@ TEST(Synthesis, ClearErrors) {
                "square");
   expect_error([&] { invert(*model, "features.99", torch::zeros({1, 3, 32, 32}), inversion_preset("paper")); },
                "features.99");
+  struct NoGraph : testing::TinyNet {
+    std::vector<GraphNode> graph() const override { return {}; }
+  } no_graph;
+  auto redirect = o;
+  redirect.size = 16;
+  redirect.clamp_pixels = false;
+  redirect.redirected_relu_steps = 4;
+  expect_error([&] { synthesize(no_graph, Target::layer_unit("relu", 0), 1, redirect); },
+               "does not describe its graph");
   expect_error([] { inversion_preset("fast"); }, "paper or classic");
   expect_error([] { deep_dream_preset("fast"); }, "mordvintsev or classic");
   expect_error([] { parse_filter_list("3-1"); }, "0-15");

@@ -13,7 +13,6 @@ namespace cnnvis::testing {
 class TinyNet : public Model {
  public:
   TinyNet() {
-    torch::manual_seed(11);
     net_.register_module("conv", conv_);
     net_.register_module("fc", fc_);
     net_.to(torch::kDouble);
@@ -68,6 +67,11 @@ class TinyNet : public Model {
     if (first <= 3) acts->push_back(x = fc_(x));
     return x;
   }
+  // Seeds the global generator before the layers below draw their weights (members are
+  // initialized in declaration order), so the weights do not depend on what ran before.
+  struct Seed {
+    explicit Seed(uint64_t seed) { torch::manual_seed(seed); }
+  } seed_{11};
   torch::nn::Module net_;
   torch::nn::Conv2d conv_{torch::nn::Conv2dOptions(3, 4, 3)};
   torch::nn::Linear fc_{4, 3};

@@ -47,6 +47,11 @@ struct SynthesisOptions {
   std::string param = "pixel";
   double fft_decay = 1.0;
   bool decorrelate = true;
+  // Lucid's redirected ReLU for the first N steps: where a ReLU passes no gradient at all for an
+  // image (every unit the objective reads is off), its gradient flows through anyway, except
+  // where it would push an already negative input lower. Lets a neuron that starts at 0 move.
+  // Needs Model::graph().
+  int64_t redirected_relu_steps = 0;
   // Penalties subtracted from the objective, per image: l2 * mean(x^2), l1 * mean(|x|) over
   // the image's values in normalized space (Simonyan et al.'s lambda ||I||^2, size-independent).
   double l2 = 0.0;
@@ -192,7 +197,7 @@ std::vector<int64_t> parse_filter_list(const std::string& text);
 // (+ l2 = 1), "l1" (+ l1 = 1), "yosinski" (+ weight decay 1e-4, blur sigma 0.5 every 4 steps,
 // clip_norm 0.1, clip_contribution 0.1). lucid: lucent's render_vis defaults (fft
 // parameterization with decorrelated colour, Adam lr 0.05, 512 steps, pad 12, jitter 8, scale
-// 0.1, rotate 10).
+// 0.1, rotate 10) plus TF lucid's redirected ReLU for the first 16 steps (lucent lacks it).
 SynthesisOptions filter_preset();
 SynthesisOptions class_model_preset(const std::string& regularize);
 SynthesisOptions lucid_preset();

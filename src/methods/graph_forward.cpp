@@ -70,18 +70,19 @@ namespace {
 // at the top level only, so a block always runs whole).
 at::Tensor run(const std::vector<GraphNode>& nodes, at::Tensor x, const std::string& model,
                const std::string& who, std::map<std::string, at::Tensor>& taps,
-               const std::string& stop, const GraphVisitor& visit, bool top, bool& stopped) {
+               const std::string& stop, const GraphVisitor& visit, const GraphLayerFn& layer,
+               bool top, bool& stopped) {
   for (const auto& node : nodes) {
     const auto op = graph_op(node, model, who);
     const at::Tensor input = x;
     if (op == GraphOp::kResidual) {
-      const auto b = run(node.branch, x, model, who, taps, stop, visit, false, stopped);
-      const auto s = node.shortcut.empty()
-                         ? x
-                         : run(node.shortcut, x, model, who, taps, stop, visit, false, stopped);
-      x = run(node.after, b + s, model, who, taps, stop, visit, false, stopped);
+      const auto b = run(node.branch, x, model, who, taps, stop, visit, layer, false, stopped);
+      const auto s = node.shortcut.empty() ? x
+                                           : run(node.shortcut, x, model, who, taps, stop, visit,
+                                                 layer, false, stopped);
+      x = run(node.after, b + s, model, who, taps, stop, visit, layer, false, stopped);
     } else {
-      x = apply_graph_layer(node, op, x);
+      x = layer ? layer(node, op, x) : apply_graph_layer(node, op, x);
     }
     if (visit) visit(node, input, x);
     for (const auto& n : graph_names(node)) {
@@ -97,9 +98,10 @@ at::Tensor run(const std::vector<GraphNode>& nodes, at::Tensor x, const std::str
 
 at::Tensor run_graph(const std::vector<GraphNode>& nodes, at::Tensor x, const std::string& model,
                      const std::string& who, std::map<std::string, at::Tensor>& taps,
-                     const std::string& stop, const GraphVisitor& visit) {
+                     const std::string& stop, const GraphVisitor& visit,
+                     const GraphLayerFn& layer) {
   bool stopped = false;
-  return run(nodes, std::move(x), model, who, taps, stop, visit, true, stopped);
+  return run(nodes, std::move(x), model, who, taps, stop, visit, layer, true, stopped);
 }
 
 }  // namespace cnnvis::detail

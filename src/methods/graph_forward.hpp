@@ -30,12 +30,17 @@ at::Tensor apply_graph_layer(const GraphNode& node, GraphOp op, const at::Tensor
 using GraphVisitor =
     std::function<void(const GraphNode& node, const at::Tensor& input, const at::Tensor& output)>;
 
+// Computes one layer node in place of apply_graph_layer (e.g. a ReLU with another gradient).
+using GraphLayerFn =
+    std::function<at::Tensor(const GraphNode& node, GraphOp op, const at::Tensor& x)>;
+
 // Runs `nodes` on x; fills taps[name] for every name already in `taps` (inner block layers
-// included); stops after the top-level node that produces `stop` (if not empty). Returns the
-// last output computed.
+// included); stops after the top-level node that produces `stop` (if not empty). Layer nodes
+// run through `layer` if given, else apply_graph_layer. Returns the last output computed.
 at::Tensor run_graph(const std::vector<GraphNode>& nodes, at::Tensor x, const std::string& model,
                      const std::string& who, std::map<std::string, at::Tensor>& taps,
-                     const std::string& stop = "", const GraphVisitor& visit = {});
+                     const std::string& stop = "", const GraphVisitor& visit = {},
+                     const GraphLayerFn& layer = {});
 
 // The node's name and aliases.
 std::vector<std::string> graph_names(const GraphNode& node);

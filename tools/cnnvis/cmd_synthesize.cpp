@@ -42,7 +42,7 @@ struct SynthOptions {
   double octave_scale = 0, data_weight = 0, diversity = 0;
   // Overrides of the preset (unset: the preset's value).
   int64_t steps = -1, every = 0, jitter = -1, blur_every = -1, pad = -1, rotate = -1;
-  int64_t lr_decay_every = -1;
+  int64_t lr_decay_every = -1, redirected_relu = -1;
   double lr = 0, weight_decay = -1, l1 = -1, l2 = -1, blur_sigma = 0, scale = -1;
   double momentum = -1, lr_decay = 0, alpha_weight = -1, tv_weight = -1, alpha = 0, beta = 0;
   std::string optimizer, init, param;
@@ -73,6 +73,9 @@ void add_common(CLI::App& sub, SynthOptions& o) {
                  "pixel (optimize the pixels) or fft (lucid: Fourier coefficients with 1/f "
                  "scaling, decorrelated colour, sigmoid)");
   sub.add_flag("--no-decorrelate", o.no_decorrelate, "with --param fft: plain RGB channels");
+  sub.add_option("--redirected-relu", o.redirected_relu,
+                 "lucid's redirected ReLU gradient for the first N steps, so that units that "
+                 "start at 0 can move (default: 16 with --preset lucid, else 0)");
   sub.add_option("--transforms", o.transforms,
                  "standard: lucid's transformation robustness (pad 12, jitter 8, scale 0.1, "
                  "rotate 10); none: no transforms");
@@ -122,6 +125,7 @@ SynthesisOptions with_overrides(SynthesisOptions s, const SynthOptions& o, int64
   if (o.blur_sigma) s.blur_sigma = o.blur_sigma;
   if (!o.param.empty()) s.param = o.param;
   if (o.no_decorrelate) s.decorrelate = false;
+  if (o.redirected_relu >= 0) s.redirected_relu_steps = o.redirected_relu;
   if (o.pad >= 0) s.pad = o.pad;
   if (o.jitter >= 0) s.jitter = o.jitter;
   if (o.scale >= 0) s.scale = o.scale;
@@ -343,7 +347,8 @@ void run(const SynthOptions& o, const std::string& kind) {
       if (before == 0 && after == 0) {
         std::cerr << "synthesize: note: " << names[i]
                   << " stayed at 0: a unit after a ReLU gets no gradient while it is 0; try "
-                     "the layer before the ReLU, a smaller --lr or another --seed\n";
+                     "--redirected-relu 16, the layer before the ReLU, a smaller --lr or "
+                     "another --seed\n";
       }
     }
     if (o.raw) {

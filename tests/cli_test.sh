@@ -227,6 +227,15 @@ expect 2 "steps=0: expected an integer >= 1" "$CNNVIS" synthesize class --model 
   --transforms standard --steps 3 --out "$work/syn" > "$work/stdout" 2>&1 \
   && [ -s "$work/syn/demo_features.9_neuron2.png" ] && ok \
   || fail "synthesize filter --neuron: $(cat "$work/stdout")"
+# A centre neuron that starts at 0 stays there (with a note), and moves with lucid's redirected
+# ReLU.
+"$CNNVIS" synthesize filter --model demo --layer features.10 --neuron --filter 2 --param fft \
+  --lr 0.01 --steps 20 --size 64 --redirected-relu 0 --out "$work/syn" > "$work/stdout" 2> "$work/stderr" \
+  && grep -q "score 0 -> 0)" "$work/stdout" && grep -q "stayed at 0.*--redirected-relu" "$work/stderr" \
+  && "$CNNVIS" synthesize filter --model demo --layer features.10 --neuron --filter 2 --param fft \
+  --lr 0.01 --steps 20 --size 64 --redirected-relu 16 --out "$work/syn" > "$work/stdout" 2>&1 \
+  && grep -qE "score 0 -> [1-9]" "$work/stdout" && ok \
+  || fail "synthesize --redirected-relu: $(cat "$work/stdout" "$work/stderr")"
 /usr/bin/python3 -c "import numpy; numpy.save('$work/dir.npy', numpy.linspace(-1, 1, 64).astype('float32'))"
 "$CNNVIS" synthesize direction --model demo --layer features.10 --direction "$work/dir.npy" \
   --steps 3 --out "$work/syn" > "$work/stdout" 2>&1 \

@@ -2,8 +2,8 @@
 every linked file exists, every method has a row per view in the index and one on every image
 page, and (with --evaluated) the evaluation page has a row per method and is linked.
 
-With --synthesis, the index also has a row of existing pictures for each synthesis section
-(filters, filters-lucid, classes, inversions, dreams).
+With --synthesis, the index and synthesis.html also have a row of existing pictures for each
+synthesis section (filters, filters-lucid, classes, classes-lucid, inversions, dreams).
 
 usage: check_gallery.py FOLDER METHOD... [--images N] [--evaluated] [--synthesis]
 """
@@ -64,6 +64,8 @@ def main():
     pages = ["index.html"] + [f"image_{im['stem']}.html" for im in gallery["images"]]
     if evaluated:
         pages.append("evaluation.html")
+    if synthesis:
+        pages.append("synthesis.html")
     checked = 0
     for name in pages:
         path = os.path.join(folder, name)
@@ -77,9 +79,16 @@ def main():
             if not os.path.isfile(target):
                 errors.append(f"{name}: links {link}, which does not exist")
         methods_here = {m for m, _ in page.rows}
-        for m in methods:
+        for m in methods if name != "synthesis.html" else []:
             if m not in methods_here:
                 errors.append(f"{name}: no row for method {m}")
+        if name in ("index.html", "synthesis.html") and synthesis:
+            if "synthesis.html" not in page.links:
+                errors.append(f"{name}: does not link synthesis.html")
+            for section in ("filters", "filters-lucid", "classes", "classes-lucid",
+                            "inversions", "dreams"):
+                if section not in page.synthesis:
+                    errors.append(f"{name}: no synthesis row {section}")
         if name == "index.html":
             for m in methods:
                 for v in views.get(m, []):
@@ -91,9 +100,6 @@ def main():
             if evaluated and "evaluation.html" not in page.links:
                 errors.append("index.html: does not link evaluation.html")
             if synthesis:
-                for name in ("filters", "filters-lucid", "classes", "inversions", "dreams"):
-                    if name not in page.synthesis:
-                        errors.append(f"index.html: no synthesis row {name}")
                 sections = {s["name"]: s for s in gallery.get("synthesis", [])}
                 for name, section in sections.items():
                     if not section["items"]:

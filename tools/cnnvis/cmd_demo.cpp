@@ -157,26 +157,34 @@ json run_synthesis(Model& model, const std::vector<torch::Tensor>& inputs,
             [&] { return filter_items(o, "_lucid"); });
   }
   {
-    auto o = common(class_model_preset("l2"));
-    if (demo) o.steps = 60;
     const int64_t count = std::min<int64_t>(model.num_classes(), 8);
     std::vector<int64_t> classes;
     for (int64_t c = 0; c < count; ++c) classes.push_back(c);
+    auto class_items = [&](const SynthesisOptions& o, const std::string& tag) {
+      const auto r = synthesize(model, class_log_probability_target(classes), count, o);
+      torch::NoGradGuard no_grad;
+      const auto p = torch::softmax(model.forward(r.image).output, 1);
+      json items = json::array();
+      for (int64_t c = 0; c < count; ++c) {
+        items.push_back({{"file", save("class" + std::to_string(c) + tag + ".png", r.image[c])},
+                         {"caption", class_name(c, names) + ": p " + fmt(p[c][c].item<double>())}});
+      }
+      return items;
+    };
+    auto o = common(class_model_preset("l2"));
+    if (demo) o.steps = 60;
     section("classes", "Class model images",
             "log-probability of each class minus mean(x^2), " + std::to_string(o.steps) +
                 " steps",
-            [&] {
-              const auto r = synthesize(model, class_log_probability_target(classes), count, o);
-              torch::NoGradGuard no_grad;
-              const auto p = torch::softmax(model.forward(r.image).output, 1);
-              json items = json::array();
-              for (int64_t c = 0; c < count; ++c) {
-                items.push_back({{"file", save("class" + std::to_string(c) + ".png", r.image[c])},
-                                 {"caption", class_name(c, names) + ": p " +
-                                                 fmt(p[c][c].item<double>())}});
-              }
-              return items;
-            });
+            [&] { return class_items(o, ""); });
+    // The lucid parameterization and transforms make far more legible class images.
+    auto l = common(lucid_preset());
+    l.steps = 200;
+    if (demo) l.pad = l.jitter = 4;
+    section("classes-lucid", "Class model images, lucid",
+            "the same objective with the Fourier parameterization, decorrelated colour and "
+            "transforms, no penalty, " + std::to_string(l.steps) + " steps",
+            [&] { return class_items(l, "_lucid"); });
   }
   const size_t shown = std::min<size_t>(inputs.size(), 4);
   {

@@ -55,6 +55,10 @@ std::string fixed(double value, int digits) {
   return out.str();
 }
 
+bool has_synthesis(const json& gallery) {
+  return gallery.contains("synthesis") && !gallery["synthesis"].empty();
+}
+
 // Links to the gallery's other pages; on an image page (`index` >= 0) also to the previous and
 // next image.
 std::string nav(const json& gallery, bool evaluation, int64_t index = -1) {
@@ -71,6 +75,9 @@ std::string nav(const json& gallery, bool evaluation, int64_t index = -1) {
       out += "<a href=\"image_" + html_escape(next["stem"].get<std::string>()) + ".html\">" +
              html_escape(next["stem"].get<std::string>()) + " &rarr;</a>";
     }
+  }
+  if (!gallery.is_null() && has_synthesis(gallery)) {
+    out += "<a href=\"synthesis.html\">synthesis</a>";
   }
   if (evaluation) out += "<a href=\"evaluation.html\">evaluation</a>";
   return out + "</nav>\n";
@@ -97,6 +104,32 @@ std::string image_header(const json& image) {
                     html_escape(image["target_name"].get<std::string>()) + " (" +
                     fixed(image["probability"].get<double>(), 2) + ")";
   return out;
+}
+
+// The synthesis rows (heading and table), or nothing when the gallery has none.
+std::string synthesis_section(const json& gallery) {
+  if (!has_synthesis(gallery)) return "";
+  std::string body;
+  body += "<h2 id=\"synthesis\">Synthesis</h2>\n<p class=\"meta\">Images made by optimizing "
+          "the input (<code>cnnvis synthesize</code>); captions give the objective before and "
+          "after, or the reconstruction's class.</p>\n<table class=\"synthesis\">\n";
+  for (const auto& section : gallery["synthesis"]) {
+    body += "<tr class=\"first\" data-synthesis=\"" +
+            html_escape(section["name"].get<std::string>()) + "\"><td class=\"label\" title=\"" +
+            html_escape(section["description"].get<std::string>()) + "\"><b>" +
+            html_escape(section["title"].get<std::string>()) + "</b><br><span class=\"time\">" +
+            html_escape(section["description"].get<std::string>()) + "; " +
+            fixed(section["seconds"].get<double>(), 1) + " s</span></td>";
+    for (const auto& item : section["items"]) {
+      body += "<td><img class=\"thumb\" src=\"" + html_escape(item["file"].get<std::string>()) +
+              "\" alt=\"" + html_escape(item["caption"].get<std::string>()) +
+              "\"><br><span class=\"time\">" + html_escape(item["caption"].get<std::string>()) +
+              "</span></td>";
+    }
+    body += "</tr>\n";
+  }
+  body += "</table>\n";
+  return body;
 }
 
 void write_index(const fs::path& folder, const json& gallery, bool evaluation) {
@@ -129,27 +162,7 @@ void write_index(const fs::path& folder, const json& gallery, bool evaluation) {
     }
   }
   body += "</table>\n";
-  if (gallery.contains("synthesis") && !gallery["synthesis"].empty()) {
-    body += "<h2 id=\"synthesis\">Synthesis</h2>\n<p class=\"meta\">Images made by optimizing "
-            "the input (<code>cnnvis synthesize</code>); captions give the objective before and "
-            "after, or the reconstruction's class.</p>\n<table class=\"synthesis\">\n";
-    for (const auto& section : gallery["synthesis"]) {
-      body += "<tr class=\"first\" data-synthesis=\"" +
-              html_escape(section["name"].get<std::string>()) + "\"><td class=\"label\" title=\"" +
-              html_escape(section["description"].get<std::string>()) + "\"><b>" +
-              html_escape(section["title"].get<std::string>()) + "</b><br><span class=\"time\">" +
-              html_escape(section["description"].get<std::string>()) + "; " +
-              fixed(section["seconds"].get<double>(), 1) + " s</span></td>";
-      for (const auto& item : section["items"]) {
-        body += "<td><img class=\"thumb\" src=\"" + html_escape(item["file"].get<std::string>()) +
-                "\" alt=\"" + html_escape(item["caption"].get<std::string>()) +
-                "\"><br><span class=\"time\">" + html_escape(item["caption"].get<std::string>()) +
-                "</span></td>";
-      }
-      body += "</tr>\n";
-    }
-    body += "</table>\n";
-  }
+  body += synthesis_section(gallery);
   write_file_atomic((folder / "index.html").string(), page("cnnvis gallery", body));
 }
 
@@ -278,6 +291,12 @@ void write_gallery_pages(const std::string& folder_name) {
     write_index(folder, gallery, has_evaluation);
     for (size_t i = 0; i < gallery["images"].size(); ++i) {
       write_image_page(folder, gallery, i, has_evaluation);
+    }
+    if (has_synthesis(gallery)) {
+      write_file_atomic((folder / "synthesis.html").string(),
+                        page("cnnvis synthesis", "<h1>cnnvis synthesis</h1>\n" + meta(gallery) +
+                                                     nav(gallery, has_evaluation) +
+                                                     synthesis_section(gallery)));
     }
   }
   if (has_evaluation) {

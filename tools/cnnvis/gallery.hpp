@@ -8,6 +8,7 @@
 //   index.html         rows: method and view, columns: images (like the classic collection);
 //                      then the synthesis rows (filters, class images, inversions, dreams)
 //   image_<stem>.html  one page per image: every view at full size with its description
+//   synthesis.html     the synthesis rows alone (when demo ran the synthesis)
 //   evaluation.html    the `cnnvis evaluate` table (when evaluate has run)
 //   images/            <stem>.png (the input as the model saw it), <stem>_<method>_<view>.png
 //   synthesis/         the synthesized images shown on the index

@@ -322,10 +322,10 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
       std::find(needed.begin(), needed.end(), diversity_layer) == needed.end()) {
     needed.push_back(diversity_layer);
   }
-  const auto graph = target.taps().empty() ? std::vector<GraphNode>{} : model.graph();
+  const auto graph = model.graph();
   std::string stop;
   bool truncate = false;
-  if (!graph.empty()) {
+  if (!graph.empty() && !target.taps().empty()) {
     std::set<std::string> remaining(needed.begin(), needed.end());
     for (const auto& node : graph) {
       std::set<std::string> names;
@@ -339,9 +339,8 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
       }
     }
   }
-  // Redirected ReLUs need the graph, also for a target that reads the output.
-  const auto full_graph = o.redirected_relu_steps > 0 && !truncate ? model.graph() : graph;
-  if (o.redirected_relu_steps > 0 && full_graph.empty()) {
+  // Redirected ReLUs need the graph (the whole of it for a target that reads the output).
+  if (o.redirected_relu_steps > 0 && graph.empty()) {
     throw usage_error("synthesis option redirected_relu_steps: model " + model.name() +
                       " does not describe its graph (Model::graph()); set it to 0");
   }
@@ -350,7 +349,7 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
     std::map<std::string, Tensor> taps;
     for (const auto& n : needed) taps[n] = Tensor();
     ForwardResult r;
-    const auto out = detail::run_graph(truncate ? graph : full_graph, input, model.name(),
+    const auto out = detail::run_graph(graph, input, model.name(),
                                        "synthesis", taps, truncate ? stop : "", {},
                                        redirect ? detail::GraphLayerFn(redirected_layer)
                                                 : detail::GraphLayerFn());

@@ -298,21 +298,21 @@ void run(const SynthOptions& o, const std::string& kind) {
   if (kind == "invert") {
     std::cout << "synthesize: inverting the representation at " << o.layer << " of "
               << o.image << " on " << model->name() << ", " << s.steps << " steps\n";
-    std::vector<at::Tensor> images, initial, final;
-    std::vector<std::vector<at::Tensor>> snapshots;
-    for (const auto& l : layers) {
-      auto r = invert(*model, l, image, {s, data_weight});
-      images.push_back(r.image);
-      initial.push_back(r.initial_score);
-      final.push_back(r.final_score);
-      snapshots.resize(r.snapshots.size());
-      for (size_t k = 0; k < r.snapshots.size(); ++k) snapshots[k].push_back(r.snapshots[k].second);
-      result.snapshots = std::move(r.snapshots);
+    // One run per layer, appended to the first run's batch (same steps, so same snapshots).
+    for (size_t k = 0; k < layers.size(); ++k) {
+      auto r = invert(*model, layers[k], image, {s, data_weight});
+      if (k == 0) {
+        result = std::move(r);
+        continue;
+      }
+      result.image = torch::cat({result.image, r.image});
+      result.initial_score = torch::cat({result.initial_score, r.initial_score});
+      result.final_score = torch::cat({result.final_score, r.final_score});
+      for (size_t j = 0; j < r.snapshots.size(); ++j) {
+        auto& kept = result.snapshots[j].second;
+        kept = torch::cat({kept, r.snapshots[j].second});
+      }
     }
-    result.image = torch::cat(images);
-    result.initial_score = torch::cat(initial);
-    result.final_score = torch::cat(final);
-    for (size_t k = 0; k < snapshots.size(); ++k) result.snapshots[k].second = torch::cat(snapshots[k]);
   } else if (kind == "deep-dream") {
     dream.synthesis = s;
     std::cout << "synthesize: deep dream, " << target.description() << " on " << model->name()

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <map>
 #include <numeric>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "cnnvis/demo/scenes.hpp"
 #include "cnnvis/demo/train.hpp"
@@ -140,10 +142,32 @@ double default_margin(int64_t height, int64_t width) {
   return 15.0 * static_cast<double>(std::min(height, width)) / 224.0;
 }
 
+at::Tensor object_region(const at::Tensor& mask) {
+  if (mask.dim() != 2) {
+    throw usage_error("object region: expected a mask [H, W], got " + c10::str(mask.sizes()));
+  }
+  const auto object = (mask.detach().to(torch::kCPU, torch::kFloat) > 0.5)
+                          .to(torch::kUInt8)
+                          .contiguous();
+  const int h = static_cast<int>(object.size(0)), w = static_cast<int>(object.size(1));
+  // A one-pixel background frame makes the whole border one region; flood it (4-connected) and
+  // everything it does not reach is object or hole.
+  cv::Mat framed(h + 2, w + 2, CV_8U, cv::Scalar(0));
+  cv::Mat(h, w, CV_8U, object.data_ptr<uint8_t>()).copyTo(framed(cv::Rect(1, 1, w, h)));
+  cv::floodFill(framed, cv::Point(0, 0), cv::Scalar(2), nullptr, cv::Scalar(0), cv::Scalar(0), 4);
+  auto region = torch::empty({h, w}, torch::kFloat);
+  auto r = region.accessor<float, 2>();
+  for (int y = 0; y < h; ++y) {
+    const auto* row = framed.ptr<uint8_t>(y + 1) + 1;
+    for (int x = 0; x < w; ++x) r[y][x] = row[x] == 2 ? 0.f : 1.f;
+  }
+  return region;
+}
+
 bool pointing_game(const at::Tensor& map_in, const at::Tensor& mask_in, double margin) {
   check_map(map_in, mask_in, "pointing game");
   const auto map = map_in.detach().to(torch::kCPU, torch::kFloat);
-  auto object = (mask_in.detach().to(torch::kCPU, torch::kFloat) > 0.5).to(torch::kFloat);
+  auto object = object_region(mask_in);
   const int64_t r = static_cast<int64_t>(std::floor(std::max(0.0, margin)));
   if (r > 0) {
     // Dilate the mask by a disk of radius `margin`.
@@ -163,7 +187,7 @@ bool pointing_game(const at::Tensor& map_in, const at::Tensor& mask_in, double m
 double energy_pointing_game(const at::Tensor& map_in, const at::Tensor& mask_in) {
   check_map(map_in, mask_in, "energy pointing game");
   const auto positive = map_in.detach().to(torch::kCPU, torch::kDouble).clamp_min(0);
-  const auto object = (mask_in.detach().to(torch::kCPU, torch::kFloat) > 0.5).to(torch::kDouble);
+  const auto object = object_region(mask_in).to(torch::kDouble);
   const double total = positive.sum().item<double>();
   if (!(total > 0)) return 0.0;
   return (positive * object).sum().item<double>() / total;

@@ -60,10 +60,28 @@ fi
 "$CNNVIS" scenes --seed 5 --count 2 --out "$work/scenes" > /dev/null && \
   [ "$(ls "$work/scenes" | wc -l)" = 4 ] && ok || fail "scenes"
 expect 2 "size" "$CNNVIS" scenes --size 20 --out "$work/out"
+# train-demo runs both phases (max pooling, then the model's average pooling) and writes weights
+# that --weights loads.
+"$CNNVIS" train-demo --steps 2 --average-steps 1 --batch 2 --eval-count 4 \
+  --out "$work/demo_w.safetensors" > "$work/stdout" 2> "$work/stderr" \
+  && grep -q "step 3/3" "$work/stderr" && grep -q "after 3 steps" "$work/stdout" \
+  && "$CNNVIS" explain vanilla --model demo --weights "$work/demo_w.safetensors" --size 96 \
+    --image "$SRC/data/scenes/scene_1010_star.png" --out "$work/ok" > /dev/null 2>&1 \
+  && ok || fail "train-demo: $(cat "$work/stdout" "$work/stderr")"
+expect 2 "average-steps: expected >= 0, got -1" "$CNNVIS" train-demo --steps 1 --average-steps -1 \
+  --out "$work/out/w.safetensors"
 "$CNNVIS" layers --model vgg16 > "$work/stdout" && grep -qE "^features.29 +ReLU +\[1, 512, 14, 14\]" \
   "$work/stdout" && grep -q "138357544 parameters" "$work/stdout" && ok || fail "layers: $(head -5 "$work/stdout")"
 "$CNNVIS" bench vanilla --model resnet18 --random-weights 0 --size 64 --repeat 2 > "$work/stdout" \
   && grep -q '"ratio_median"' "$work/stdout" && ok || fail "bench: $(cat "$work/stdout")"
+"$CNNVIS" bench integrated-gradients --option steps=4 --vs vanilla:4 --model resnet18 \
+  --random-weights 0 --size 64 --repeat 1 > "$work/stdout" \
+  && /usr/bin/python3 -c "import json,sys; v=json.load(open(sys.argv[1]))['versus']; assert v['method']=='vanilla' and v['count']==4 and v['ratio_median']>0" "$work/stdout" \
+  && ok || fail "bench --vs: $(cat "$work/stdout")"
+expect 2 "--vs: expected METHOD:COUNT" "$CNNVIS" bench vanilla --model resnet18 --random-weights 0 \
+  --size 64 --vs vanilla
+expect 2 "--vs: expected METHOD:COUNT" "$CNNVIS" bench vanilla --model resnet18 --random-weights 0 \
+  --size 64 --vs vanilla:x
 "$CNNVIS" --help | grep -q "explain" && ok || fail "help"
 
 # ---- bad input ----

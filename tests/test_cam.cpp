@@ -272,10 +272,9 @@ TEST(Cam, MatchesPytorchGradCamAndCaptum) {
             1e-4);
 }
 
-// Grad-CAM points at the object on 100 held-out demo scenes (random maps: 0.22). The issue's
-// target is 0.95; the demo model's global max pooling gives Grad-CAM's channel weights from a
-// single position each, and it reaches 0.85 at features.17 (HiResCAM and LayerCAM, which keep
-// the positions, reach 1.0 at features.11). See the issue notes.
+// Grad-CAM points at the object on 100 held-out demo scenes (random maps: 0.22), as the issue
+// asks: >= 0.95 (measured 1.00 with the committed average-pooling weights; the earlier
+// max-pooling demo model scored 0.85, its maps peaking in crescents' bays).
 TEST(Cam, GradCamPointingGameOnTheDemoModel) {
   auto model = make_model("demo");
   load_weights(*model, demo::demo_weights_path());
@@ -287,7 +286,7 @@ TEST(Cam, GradCamPointingGameOnTheDemoModel) {
   const auto& info = find_method("grad-cam");
   auto method = info.make({});
   const auto e = eval::evaluate(*model, "grad-cam", eval::method_maps(info, *method), set, o);
-  EXPECT_GE(e.pointing, 0.8);
+  EXPECT_GE(e.pointing, 0.95);
 }
 
 }  // namespace

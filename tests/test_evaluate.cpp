@@ -48,6 +48,32 @@ TEST(Evaluate, PointingGameHitsInsideAndWithinTheMarginOnly) {
   EXPECT_THROW(pointing_game(torch::zeros({20, 21}), mask, 0), Error);
 }
 
+// A ring's hole is part of its region (as in VOC's boxes and COCO's polygon masks); a bay open
+// to the outside and the background beyond the border are not.
+TEST(Evaluate, ObjectRegionFillsHolesOnly) {
+  auto ring = torch::zeros({20, 20});
+  ring.slice(0, 4, 15).slice(1, 4, 15).fill_(1);
+  ring.slice(0, 7, 12).slice(1, 7, 12).fill_(0);  // a 5 x 5 hole
+  auto cup = ring.clone();
+  cup.slice(0, 7, 15).slice(1, 7, 12).fill_(0);  // the hole opened to the bottom: a bay
+  const auto filled = object_region(ring);
+  EXPECT_EQ(filled.sum().item<float>(), 11 * 11);
+  EXPECT_TRUE(object_region(cup).equal(cup));
+  auto map = torch::zeros({20, 20});
+  map[9][9] = 1;  // the hole's centre, 2 pixels from the ring
+  EXPECT_TRUE(pointing_game(map, ring, 0));
+  EXPECT_FALSE(pointing_game(map, cup, 0));
+  EXPECT_FALSE(pointing_game(map, cup, 2.9));  // the bay's walls are 3 pixels away
+  EXPECT_TRUE(pointing_game(map, cup, 3));
+  EXPECT_DOUBLE_EQ(energy_pointing_game(map, ring), 1.0);
+  EXPECT_DOUBLE_EQ(energy_pointing_game(map, cup), 0.0);
+  // An object touching the border keeps its own pixels and encloses nothing.
+  auto edge = torch::zeros({6, 6});
+  edge.slice(0, 0, 3).fill_(1);
+  EXPECT_TRUE(object_region(edge).equal(edge));
+  EXPECT_THROW(object_region(torch::zeros({2, 3, 4})), Error);
+}
+
 TEST(Evaluate, EnergyPointingGameIsTheShareOfPositiveMassInside) {
   const auto mask = square_mask();
   EXPECT_DOUBLE_EQ(energy_pointing_game(mask.clone(), mask), 1.0);

@@ -20,14 +20,20 @@ namespace cnnvis::eval {
 
 // The tolerance the paper uses, 15 pixels at 224 x 224, scaled to the shorter side.
 double default_margin(int64_t height, int64_t width);
-// A hit when the map's maximum lies within `margin` pixels (Euclidean) of the mask. Ties: a hit
-// when any maximal pixel is inside (a constant map points everywhere, so a constant map always
-// hits a non-empty mask; tests and the table use a random baseline to show chance level).
-// map and mask [H, W]; mask > 0.5 is the object.
+// The object's region for both pointing games: the mask (> 0.5) with its holes filled, that is
+// with every background pixel that is not 4-connected to the image border counted as object (a
+// ring's centre). The paper's benchmarks have no holes either: VOC07's boxes and COCO's polygon
+// instance masks. A concavity open to the border (a crescent's bay) stays background.
+// [H, W] -> [H, W] float32 0/1 on the CPU.
+at::Tensor object_region(const at::Tensor& mask);
+// A hit when the map's maximum lies within `margin` pixels (Euclidean) of the object's region
+// (object_region(mask)). Ties: a hit when any maximal pixel is inside (a constant map points
+// everywhere, so a constant map always hits a non-empty mask; tests and the table use a random
+// baseline to show chance level). map and mask [H, W]; mask > 0.5 is the object.
 bool pointing_game(const at::Tensor& map, const at::Tensor& mask, double margin);
 // Energy-based pointing game (Wang et al. 2020, Score-CAM, section 5.2): the share of the
-// positive mass of the map inside the mask, sum(relu(map) * mask) / sum(relu(map)); 0 for a map
-// with no positive value.
+// positive mass of the map inside the object's region R = object_region(mask) (Score-CAM uses
+// boxes), sum(relu(map) * R) / sum(relu(map)); 0 for a map with no positive value.
 double energy_pointing_game(const at::Tensor& map, const at::Tensor& mask);
 
 // ---- deletion and insertion (Petsiuk et al. 2018, RISE, section 4.1) ----

@@ -57,9 +57,13 @@ double held_out_accuracy(Model& model, int64_t count, int64_t size) {
 }
 
 TrainReport train_demo(Model& model, const TrainOptions& o, const TrainProgress& progress) {
-  if (o.steps < 1) throw usage_error("--steps: expected >= 1");
-  if (o.batch < 1) throw usage_error("--batch: expected >= 1");
+  if (o.steps < 1) throw usage_error("--steps: expected >= 1, got " + std::to_string(o.steps));
+  if (o.average_steps < 0) {
+    throw usage_error("--average-steps: expected >= 0, got " + std::to_string(o.average_steps));
+  }
+  if (o.batch < 1) throw usage_error("--batch: expected >= 1, got " + std::to_string(o.batch));
   if (!(o.lr > 0)) throw usage_error("--lr: expected > 0");
+  if (!(o.average_lr > 0)) throw usage_error("--average-lr: expected > 0");
   const auto start = std::chrono::steady_clock::now();
   randomize_weights(model, o.seed);
   {
@@ -72,40 +76,55 @@ TrainReport train_demo(Model& model, const TrainOptions& o, const TrainProgress&
     }
   }
   TrainReport report;
+  const int64_t total = o.steps + o.average_steps;
   {
     TrainingGuard training(model.module());
     torch::manual_seed(o.seed);
-    torch::optim::Adam optimizer(model.module().parameters(), torch::optim::AdamOptions(o.lr));
     const auto pre = demo_preprocess();
     double loss_sum = 0, correct_sum = 0;
     int64_t window = 0;
-    for (int64_t step = 0; step < o.steps; ++step) {
-      // Cosine decay to zero (Loshchilov and Hutter 2017, without restarts).
-      const double lr = o.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) /
-                                                   static_cast<double>(o.steps)));
-      for (auto& group : optimizer.param_groups()) {
-        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-      }
-      const auto batch =
-          make_scenes((o.seed << 32) + static_cast<uint64_t>(step * o.batch), o.batch, {o.size});
-      const auto logits = model.forward(normalize(batch.images, pre)).output;
-      const auto loss = torch::nn::functional::cross_entropy(logits, batch.labels);
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      // Running statistics over the last 50 steps.
-      if (window == 50) loss_sum = correct_sum = 0, window = 0;
-      loss_sum += loss.item<double>();
-      correct_sum += logits.argmax(1).eq(batch.labels).to(torch::kDouble).mean().item<double>();
-      ++window;
-      report.final_loss = loss_sum / static_cast<double>(window);
-      if (progress && !progress(step + 1, o.steps, report.final_loss,
-                                correct_sum / static_cast<double>(window))) {
-        throw Error("training cancelled at step " + std::to_string(step + 1));
+    for (const bool max_pooling : {true, false}) {
+      const int64_t steps = max_pooling ? o.steps : o.average_steps;
+      const double lr0 = max_pooling ? o.lr : o.average_lr;
+      const int64_t first = max_pooling ? 0 : o.steps;
+      torch::optim::Adam optimizer(model.module().parameters(), torch::optim::AdamOptions(lr0));
+      for (int64_t step = 0; step < steps; ++step) {
+        // Cosine decay to zero (Loshchilov and Hutter 2017, without restarts).
+        const double lr = lr0 * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) /
+                                                    static_cast<double>(steps)));
+        for (auto& group : optimizer.param_groups()) {
+          static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+        }
+        // Scene seeds continue across the phases, so every batch is new.
+        const auto batch = make_scenes(
+            (o.seed << 32) + static_cast<uint64_t>((first + step) * o.batch), o.batch, {o.size});
+        const auto x = normalize(batch.images, pre);
+        at::Tensor logits;
+        if (max_pooling) {
+          const auto features = model.forward(x, {"features"}).taps.at("features");
+          logits = model.forward_from(
+              "pool", std::get<0>(torch::adaptive_max_pool2d(features, {1, 1})));
+        } else {
+          logits = model.forward(x).output;
+        }
+        const auto loss = torch::nn::functional::cross_entropy(logits, batch.labels);
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+        // Running statistics over the last 50 steps.
+        if (window == 50) loss_sum = correct_sum = 0, window = 0;
+        loss_sum += loss.item<double>();
+        correct_sum += logits.argmax(1).eq(batch.labels).to(torch::kDouble).mean().item<double>();
+        ++window;
+        report.final_loss = loss_sum / static_cast<double>(window);
+        if (progress && !progress(first + step + 1, total, report.final_loss,
+                                  correct_sum / static_cast<double>(window))) {
+          throw Error("training cancelled at step " + std::to_string(first + step + 1));
+        }
       }
     }
   }
-  report.steps = o.steps;
+  report.steps = total;
   report.accuracy = held_out_accuracy(model, o.eval_count, o.size);
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

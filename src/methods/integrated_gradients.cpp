@@ -128,10 +128,8 @@ at::Tensor IntegratedGradients::baseline(const at::Tensor& input) const {
   return ((rgb - mean) / stdev).expand_as(input).contiguous();
 }
 
-Attribution IntegratedGradients::explain(Model& model, const at::Tensor& input_in,
-                                         const Target& target) {
-  const auto input = input_in.detach();
-  const auto x0 = baseline(input);
+at::Tensor IntegratedGradients::path_gradient(Model& model, const at::Tensor& input,
+                                              const at::Tensor& x0, const Target& target) const {
   std::vector<double> points, weights;
   quadrature(options_.rule, options_.steps, points, weights);
   const int64_t n = input.size(0);
@@ -157,23 +155,37 @@ Attribution IntegratedGradients::explain(Model& model, const at::Tensor& input_i
     const auto g = torch::autograd::grad({score.sum()}, {xs})[0];
     path += (g.view({n, k, input.size(1), input.size(2), input.size(3)}) * w).sum(1);
   }
+  return path;
+}
+
+Attribution IntegratedGradients::explain(Model& model, const at::Tensor& input_in,
+                                         const Target& target) {
+  const auto input = input_in.detach();
+  const auto x0 = baseline(input);
+  const auto path = path_gradient(model, input, x0, target);
   Attribution out;
-  out.raw = diff * path;
+  out.raw = (input - x0) * path;
   out.extras["path_gradient"] = path;
-  // The completeness gap needs F(x) - F(x').
+  // The completeness gap needs F(x) - F(x'): one forward pass of both.
   at::Tensor fx, fx0;
   {
     torch::InferenceMode guard;
-    fx = target.score(model.forward(input, target.taps()));
-    fx0 = target.score(model.forward(x0, target.taps()));
+    // Rows x_0, x'_0, x_1, x'_1, ...: the order of repeat_interleave(2).
+    const auto both = torch::stack({input, x0}, 1).flatten(0, 1);
+    const auto scores =
+        target.repeat_interleave(2).score(model.forward(both, target.taps())).view({-1, 2});
+    fx = scores.select(1, 0);
+    fx0 = scores.select(1, 1);
   }
   out.extras["delta"] = out.raw.sum({1, 2, 3}) - (fx - fx0);
   return out;
 }
 
-at::Tensor IntegratedGradients::attribute(Model& model, const at::Tensor& input,
+at::Tensor IntegratedGradients::attribute(Model& model, const at::Tensor& input_in,
                                           const Target& target) {
-  return explain(model, input, target).raw;
+  const auto input = input_in.detach();
+  const auto x0 = baseline(input);
+  return (input - x0) * path_gradient(model, input, x0, target);
 }
 
 MethodInfo integrated_gradients_method_info() {

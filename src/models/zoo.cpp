@@ -445,11 +445,13 @@ class DemoNet : public ZooModel {
     nn::Sequential features = vgg_features({16, 0, 32, 0, 64, 0, 64, 64}, /*batch_norm=*/true);
     const int64_t in = 64;
     add_sequential("features", features);
-    // Global max pooling: the class is decided by the strongest local evidence, which makes the
-    // cluttered single-object task learnable in minutes (global average pooling needed several
-    // times more steps to leave chance level).
-    add_module_stage("pool", nn::AdaptiveMaxPool2d(nn::AdaptiveMaxPool2dOptions({1, 1})),
-                     "AdaptiveMaxPool2d");
+    // Global average pooling (Zhou et al. 2016's CAM architecture): every position's evidence
+    // counts, so the class evidence lies on the whole object and a CAM of features.17 shows it.
+    // (With global max pooling only each channel's strongest position mattered: its CAMs peaked
+    // in a crescent's bay.) Average pooling alone does not leave chance level on the cluttered
+    // scenes, so train_demo starts with max pooling (cnnvis/demo/train.hpp).
+    add_module_stage("pool", nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({1, 1})),
+                     "AdaptiveAvgPool2d");
     add_flatten();
     add_sequential("classifier", nn::Sequential(nn::Linear(in, 64), Relu(),
                                                 nn::Linear(64, num_classes)));

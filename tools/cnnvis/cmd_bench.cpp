@@ -26,6 +26,7 @@ struct BenchOptions {
   int64_t repeat = 5;
   int64_t target = 0;
   int64_t ref_batch = 0;
+  std::string vs;  // METHOD:COUNT
   std::vector<std::string> params;
   std::vector<std::string> extras;
 };
@@ -57,6 +58,27 @@ void run_bench(const BenchOptions& o) {
   MethodParams params = parse_params(o.params);
   parse_extras(o.extras, params, info.name);
   auto method = info.make(params);
+  // --vs METHOD:COUNT: the method's time against COUNT runs of another one (default options)
+  // in the same process, e.g. integrated gradients' 50 steps against 50 vanilla gradients.
+  const MethodInfo* other_info = nullptr;
+  std::unique_ptr<Method> other;
+  int64_t vs_count = 0;
+  if (!o.vs.empty()) {
+    const auto colon = o.vs.rfind(':');
+    try {
+      size_t used = 0;
+      if (colon != std::string::npos) vs_count = std::stoll(o.vs.substr(colon + 1), &used);
+      if (used != o.vs.size() - colon - 1) vs_count = 0;
+    } catch (const std::exception&) {
+      vs_count = 0;
+    }
+    if (colon == std::string::npos || vs_count < 1) {
+      throw usage_error("--vs: expected METHOD:COUNT with COUNT >= 1 (e.g. vanilla:50), got '" +
+                        o.vs + "'");
+    }
+    other_info = &find_method(o.vs.substr(0, colon));
+    other = other_info->make({});
+  }
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
   auto model = load_model(o.model);
   const torch::Device device(device_string(o.model));
@@ -96,6 +118,18 @@ void run_bench(const BenchOptions& o) {
                  {"median_ms_per_image", st["median_ms"].get<double>() / o.ref_batch},
                  {"min_ms_per_image", st["min_ms"].get<double>() / o.ref_batch}};
   }
+  nlohmann::json versus = nullptr;
+  if (other) {
+    const auto ms = time_it(
+        [&] { other->attribute(*model, x, target).sum().item<double>(); }, o.repeat);
+    const auto st = stats(ms);
+    const double per_run = st["median_ms"].get<double>();
+    versus = {{"method", other_info->name},
+              {"count", vs_count},
+              {"median_ms", per_run},
+              {"ratio_median", stats(method_ms)["median_ms"].get<double>() /
+                                   (static_cast<double>(vs_count) * per_run)}};
+  }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   auto fwd = stats(forward_ms);
@@ -116,6 +150,7 @@ void run_bench(const BenchOptions& o) {
       {"options", params},
   };
   if (!reference.is_null()) out["batched_forward"] = reference;
+  if (!versus.is_null()) out["versus"] = versus;
   std::cout << out.dump(2) << "\n";
 }
 
@@ -137,6 +172,9 @@ void setup_bench(CLI::App& app) {
   sub->add_option("--ref-batch", o->ref_batch,
                   "also time a batched forward pass of this many images (per-image time: the "
                   "throughput reference of perturbation methods)");
+  sub->add_option("--vs", o->vs,
+                  "METHOD:COUNT: also time METHOD (default options) and report the ratio to\n"
+                  "COUNT of its runs, e.g. `bench integrated-gradients --vs vanilla:50`");
   add_input_options(*sub, o->input);
   sub->allow_extras();
   sub->callback([o, sub] {

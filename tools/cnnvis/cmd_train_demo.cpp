@@ -26,10 +26,19 @@ void setup_train_demo(CLI::App& app) {
       "  e.g. cnnvis --threads 2 train-demo --seed 0 --out data/models/demo.safetensors");
   sub->add_option("--seed", o->train.seed, "initial weights and training scenes")
       ->capture_default_str();
-  sub->add_option("--steps", o->train.steps, "optimizer steps")->capture_default_str();
-  sub->add_option("--batch", o->train.batch, "scenes per step")->capture_default_str();
-  sub->add_option("--lr", o->train.lr, "Adam's initial learning rate (cosine decay to 0)")
+  sub->add_option("--steps", o->train.steps,
+                  "phase 1: optimizer steps with global max pooling in place of the model's\n"
+                  "average pooling (average pooling alone stays at chance on these scenes)")
       ->capture_default_str();
+  sub->add_option("--lr", o->train.lr, "phase 1: Adam's initial learning rate (cosine decay to 0)")
+      ->capture_default_str();
+  sub->add_option("--average-steps", o->train.average_steps,
+                  "phase 2: steps with the model's own global average pooling (0: none)")
+      ->capture_default_str();
+  sub->add_option("--average-lr", o->train.average_lr,
+                  "phase 2: Adam's initial learning rate (cosine decay to 0)")
+      ->capture_default_str();
+  sub->add_option("--batch", o->train.batch, "scenes per step")->capture_default_str();
   sub->add_option("--eval-count", o->train.eval_count, "held-out scenes for the accuracy")
       ->capture_default_str();
   sub->add_option("--out,-o", o->out, "where to write the weights (safetensors)")

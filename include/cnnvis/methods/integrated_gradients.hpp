@@ -45,12 +45,17 @@ struct IntegratedGradientsOptions {
 class IntegratedGradients : public Method {
  public:
   explicit IntegratedGradients(IntegratedGradientsOptions options = {});
+  // The attribution alone (no completeness gap: that costs two more forward passes).
   at::Tensor attribute(Model& model, const at::Tensor& input, const Target& target) override;
+  // The attribution plus extras "path_gradient" and "delta" (the completeness gap).
   Attribution explain(Model& model, const at::Tensor& input, const Target& target) override;
   // The baseline x' for `input` [N,3,H,W] as the options say.
   at::Tensor baseline(const at::Tensor& input) const;
 
  private:
+  // The path-averaged gradient, sum_i w_i grad F(x' + a_i (x - x')), [N,3,H,W].
+  at::Tensor path_gradient(Model& model, const at::Tensor& input, const at::Tensor& x0,
+                           const Target& target) const;
   IntegratedGradientsOptions options_;
 };
 

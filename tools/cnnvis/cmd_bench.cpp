@@ -64,19 +64,13 @@ void run_bench(const BenchOptions& o) {
   std::unique_ptr<Method> other;
   int64_t vs_count = 0;
   if (!o.vs.empty()) {
-    const auto colon = o.vs.rfind(':');
-    try {
-      size_t used = 0;
-      if (colon != std::string::npos) vs_count = std::stoll(o.vs.substr(colon + 1), &used);
-      if (used != o.vs.size() - colon - 1) vs_count = 0;
-    } catch (const std::exception&) {
-      vs_count = 0;
-    }
-    if (colon == std::string::npos || vs_count < 1) {
+    std::string other_name;
+    vs_count = split_name_number(o.vs, other_name);
+    if (vs_count < 1) {
       throw usage_error("--vs: expected METHOD:COUNT with COUNT >= 1 (e.g. vanilla:50), got '" +
                         o.vs + "'");
     }
-    other_info = &find_method(o.vs.substr(0, colon));
+    other_info = &find_method(other_name);
     other = other_info->make({});
   }
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
@@ -118,6 +112,7 @@ void run_bench(const BenchOptions& o) {
                  {"median_ms_per_image", st["median_ms"].get<double>() / o.ref_batch},
                  {"min_ms_per_image", st["min_ms"].get<double>() / o.ref_batch}};
   }
+  const auto met = stats(method_ms);
   nlohmann::json versus = nullptr;
   if (other) {
     const auto ms = time_it(
@@ -127,13 +122,12 @@ void run_bench(const BenchOptions& o) {
     versus = {{"method", other_info->name},
               {"count", vs_count},
               {"median_ms", per_run},
-              {"ratio_median", stats(method_ms)["median_ms"].get<double>() /
+              {"ratio_median", met["median_ms"].get<double>() /
                                    (static_cast<double>(vs_count) * per_run)}};
   }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   auto fwd = stats(forward_ms);
-  auto met = stats(method_ms);
   nlohmann::json out = {
       {"method", info.name},
       {"model", model->name()},

@@ -33,21 +33,11 @@ struct ExplainOptions {
 
 // --unit LAYER:FILTER -> a layer-unit target.
 Target unit_target(const std::string& unit, const std::string& reduce, Model& model) {
-  const auto colon = unit.rfind(':');
-  int64_t filter = -1;
-  if (colon != std::string::npos && colon > 0) {
-    try {
-      size_t used = 0;
-      filter = std::stoll(unit.substr(colon + 1), &used);
-      if (used != unit.size() - colon - 1) filter = -1;
-    } catch (const std::exception&) {
-      filter = -1;
-    }
-  }
+  std::string layer;
+  const int64_t filter = split_name_number(unit, layer);
   if (filter < 0) {
     throw usage_error("--unit: expected LAYER:FILTER such as features.29:5, got '" + unit + "'");
   }
-  const std::string layer = unit.substr(0, colon);
   try {
     model.check_layer(layer);
   } catch (const Error& e) {

@@ -197,4 +197,18 @@ std::string title_of(const std::string& text) {
   return line.substr(0, line.find(':'));
 }
 
+int64_t split_name_number(const std::string& text, std::string& name) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return -1;
+  const std::string digits = text.substr(colon + 1);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  try {
+    const int64_t n = std::stoll(digits);
+    name = text.substr(0, colon);
+    return n;
+  } catch (const std::exception&) {  // out of range
+    return -1;
+  }
+}
+
 }  // namespace cnnvis::cli

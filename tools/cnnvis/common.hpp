@@ -69,6 +69,10 @@ void parse_extras(const std::vector<std::string>& extras, MethodParams& params,
 // "a,b,c" -> registered method names (all of them for an empty list); a usage error naming
 // `option` for an unknown one.
 std::vector<std::string> parse_method_list(const std::string& list, const std::string& option);
+
+// "NAME:N" (--unit LAYER:FILTER, bench --vs METHOD:COUNT): sets `name` to the part before the
+// last ':' and returns N, or returns -1 when NAME is empty or N is not a whole number >= 0.
+int64_t split_name_number(const std::string& text, std::string& name);
 // The first line of a text up to its first ':' ("vanilla backprop: gradient ..." -> "vanilla
 // backprop"): the short title of a method summary or view description.
 std::string title_of(const std::string& text);

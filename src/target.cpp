@@ -98,6 +98,15 @@ Target Target::select(int64_t i) const {
   return class_logit(per_image_[i]);
 }
 
+Target Target::rows(int64_t begin, int64_t end) const {
+  if (per_image_.empty()) return *this;
+  if (begin < 0 || end > static_cast<int64_t>(per_image_.size()) || begin >= end) {
+    throw usage_error("target rows: [" + std::to_string(begin) + ", " + std::to_string(end) +
+                      ") of " + std::to_string(per_image_.size()) + " images");
+  }
+  return class_logits(std::vector<int64_t>(per_image_.begin() + begin, per_image_.begin() + end));
+}
+
 Target Target::repeat_interleave(int64_t k) const {
   if (k < 1) throw usage_error("repeat_interleave: k must be >= 1");
   if (per_image_.empty() || k == 1) return *this;

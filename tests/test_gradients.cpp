@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <mutex>
 #include <numeric>
+#include <set>
+#include <thread>
 
 #include "cnnvis/demo/scenes.hpp"
 #include "cnnvis/demo/train.hpp"
@@ -366,6 +370,129 @@ TEST(GradientProperties, ReluModeIsRestoredAfterAnException) {
   EXPECT_EQ(model.relu_mode(), ReluMode::kNormal);
   EXPECT_THROW(Deconvnet().attribute(model, x, failing), Error);
   EXPECT_EQ(model.relu_mode(), ReluMode::kNormal);
+}
+
+// Sets the intra-op thread count for a scope.
+class ThreadsGuard {
+ public:
+  explicit ThreadsGuard(int threads) : previous_(at::get_num_threads()) {
+    at::set_num_threads(threads);
+  }
+  ~ThreadsGuard() { at::set_num_threads(previous_); }
+
+ private:
+  int previous_;
+};
+
+// TinyNet that allows concurrent forward passes and records the threads and batch sizes of
+// its forward passes.
+class ConcurrentTinyNet : public TinyNet {
+ public:
+  bool concurrent_forward() const override { return true; }
+  std::set<std::thread::id> threads;
+  std::vector<int64_t> rows;
+
+ protected:
+  ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      threads.insert(std::this_thread::get_id());
+      rows.push_back(x.size(0));
+    }
+    return TinyNet::forward_impl(x, taps);
+  }
+
+ private:
+  std::mutex mutex_;
+};
+
+TEST(GradientThreads, RowsSplitOverThreadsGiveTheSameGradients) {
+  ThreadsGuard threads(2);
+  TinyNet serial;  // the same weights (TinyNet seeds them), never split
+  ConcurrentTinyNet split;
+  split.module().eval();  // a model in training mode is never split
+  const auto x = torch::randn({5, 3, 8, 8}, torch::kDouble);
+  const auto t = Target::class_logits({0, 2, 1, 1, 0});
+  EXPECT_TRUE(torch::allclose(input_gradient(split, x, t), input_gradient(serial, x, t), 1e-12,
+                              1e-14));
+  // Every row ran alone, on more than one thread.
+  EXPECT_EQ(split.rows, std::vector<int64_t>(5, 1));
+  EXPECT_GE(split.threads.size(), 2u);
+  // The ReLU mode of the caller's guard holds in the workers.
+  EXPECT_TRUE(torch::allclose(GuidedBackprop().attribute(split, x, t),
+                              GuidedBackprop().attribute(serial, x, t), 1e-12, 1e-14));
+  EXPECT_TRUE(torch::allclose(Deconvnet().attribute(split, x, t),
+                              Deconvnet().attribute(serial, x, t), 1e-12, 1e-14));
+  // Integrated gradients and SmoothGrad batch their path points and noisy copies and split them.
+  split.rows.clear();
+  EXPECT_TRUE(torch::allclose(make_method("integrated-gradients")->attribute(split, x, t),
+                              make_method("integrated-gradients")->attribute(serial, x, t), 1e-12,
+                              1e-14));
+  EXPECT_EQ(*std::max_element(split.rows.begin(), split.rows.end()), 1);
+  EXPECT_TRUE(torch::allclose(make_method("smoothgrad")->attribute(split, x, t),
+                              make_method("smoothgrad")->attribute(serial, x, t), 1e-12, 1e-14));
+  // One thread, one image, or training mode: no split.
+  split.rows.clear();
+  input_gradient(split, x.slice(0, 0, 1), t.rows(0, 1));
+  split.module().train();
+  input_gradient(split, x, t);
+  split.module().eval();
+  {
+    ThreadsGuard one(1);
+    input_gradient(split, x, t);
+  }
+  EXPECT_EQ(split.rows, (std::vector<int64_t>{1, 5, 5}));
+}
+
+TEST(GradientThreads, AWorkersErrorReachesTheCallerAndTheThreadCountIsRestored) {
+  ThreadsGuard threads(2);
+  ConcurrentTinyNet model;
+  model.module().eval();
+  const auto x = torch::randn({4, 3, 6, 6}, torch::kDouble);
+  input_gradient(model, x, Target::class_logit(0));
+  ASSERT_GE(model.threads.size(), 2u);  // the rows do run on workers
+  // A class outside the model's 3 classes: the usage error thrown in a worker arrives as is.
+  try {
+    input_gradient(model, x, Target::class_logits({0, 1, 7, 2}));
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("target class 7"), std::string::npos) << e.what();
+  }
+  const auto failing = Target::custom(
+      [](const ForwardResult&) -> at::Tensor { throw Error("target failed"); }, {}, "failing");
+  EXPECT_THROW(GuidedBackprop().attribute(model, x, failing), Error);
+  EXPECT_EQ(model.relu_mode(), ReluMode::kNormal);
+  // The workers ran with one thread each; threads started now get the caller's count again.
+  EXPECT_EQ(at::get_num_threads(), 2);
+  int in_new_thread = 0;
+  std::thread([&] { in_new_thread = at::get_num_threads(); }).join();
+  EXPECT_EQ(in_new_thread, 2);
+}
+
+TEST(GradientThreads, ZooModelsSplitIntegratedGradients) {
+  ThreadsGuard threads(2);
+  auto model = make_model("resnet18");
+  randomize_weights(*model, 3);
+  EXPECT_TRUE(model->concurrent_forward());
+  const auto x = torch::randn({1, 3, 32, 32});
+  const auto t = Target::class_logit(4);
+  // batch 1: one path point per pass, never split; batch 10: ten points split over 2 threads.
+  const auto one = make_method("integrated-gradients", {{"steps", "10"}, {"batch", "1"}})
+                       ->attribute(*model, x, t);
+  const auto ten = make_method("integrated-gradients", {{"steps", "10"}, {"batch", "10"}})
+                       ->attribute(*model, x, t);
+  EXPECT_LT(relative_error(ten, one.to(torch::kDouble)), 1e-5);
+}
+
+TEST(Targets, RowsOfABatch) {
+  const auto logits = torch::arange(12, torch::kDouble).view({4, 3});
+  ForwardResult r{logits.slice(0, 1, 3), {}};
+  const auto per_image = Target::class_logits({0, 2, 1, 0});
+  EXPECT_TRUE(torch::equal(per_image.rows(1, 3).score(r), torch::tensor({5.0, 7.0}, torch::kDouble)));
+  EXPECT_TRUE(torch::equal(Target::class_logit(1).rows(1, 3).score(r),
+                           torch::tensor({4.0, 7.0}, torch::kDouble)));
+  EXPECT_THROW(per_image.rows(3, 5), Error);
+  EXPECT_THROW(per_image.rows(2, 2), Error);
 }
 
 TEST(GradientProperties, GradientXInputMultipliesAnyInputSpaceBase) {

@@ -94,6 +94,15 @@ class Model {
   // then throw an error saying that the model does not describe its graph.
   virtual std::vector<GraphNode> graph() const;
 
+  // True if forward() and autograd through its result may run on several threads at once
+  // (nothing is written during a forward pass, as in torch modules in eval mode). Gradient
+  // methods then split a CPU batch (integrated gradients' path points, SmoothGrad's noisy
+  // copies, a batch of images) over the intra-op threads, one slice per thread: on a CPU that
+  // is faster than running the whole batch with every thread inside each layer. The default
+  // is false; the zoo's models return true. Whatever it returns, a model in training mode
+  // (module().is_training()) is never run concurrently.
+  virtual bool concurrent_forward() const { return false; }
+
   ReluMode relu_mode() const { return relu_mode_; }
 
   // Throws cnnvis::Error (invalid argument) if `layer` is not a layer of this model, naming

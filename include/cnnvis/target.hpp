@@ -33,7 +33,9 @@ class Target {
   static Target layer_unit(const std::string& layer, int64_t filter,
                            Reduction reduction = Reduction::kMean);
   // Any callable from the output and the taps it names to a score [N]. The score of image i
-  // must depend on row i of the output and taps only (methods batch copies of an image).
+  // must depend on row i of the output and taps only (methods batch copies of an image and
+  // may score slices of a batch). With a model whose concurrent_forward() is true, it may be
+  // called from several threads at once.
   static Target custom(ScoreFn score, std::vector<std::string> taps, std::string description);
   // The same target for a batch in which every image is repeated k times in a row (the order
   // of input.repeat_interleave(k, 0)), as integrated gradients and SmoothGrad evaluate.
@@ -41,6 +43,10 @@ class Target {
   // The target of image i alone, for a batch made of copies of image i (per-image class
   // targets give their i-th class; other targets are row-wise and returned as they are).
   Target select(int64_t i) const;
+  // The target of rows [begin, end) of a batch, for scoring that slice alone (per-image class
+  // targets give their classes begin..end-1; row-wise targets are returned as they are).
+  // Methods that split a batch over threads score each slice with it.
+  Target rows(int64_t begin, int64_t end) const;
 
   // Score [N] of a forward pass run with taps(). Throws cnnvis::Error for a class index outside
   // [0, num_classes).

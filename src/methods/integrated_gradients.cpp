@@ -8,6 +8,7 @@
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
+#include "cnnvis/methods/vanilla.hpp"
 #include "methods/blur.hpp"
 #include "methods/common.hpp"
 
@@ -149,10 +150,8 @@ at::Tensor IntegratedGradients::path_gradient(Model& model, const at::Tensor& in
                        .view({1, k, 1, 1, 1});
     auto xs = (x0.unsqueeze(1) + alphas * diff.unsqueeze(1))
                   .reshape({n * k, input.size(1), input.size(2), input.size(3)})
-                  .requires_grad_(true);
-    const auto result = model.forward(xs, target.taps());
-    const auto score = target.repeat_interleave(k).score(result);
-    const auto g = torch::autograd::grad({score.sum()}, {xs})[0];
+;
+    const auto g = input_gradient(model, xs, target.repeat_interleave(k));
     path += (g.view({n, k, input.size(1), input.size(2), input.size(3)}) * w).sum(1);
   }
   return path;
@@ -204,7 +203,9 @@ MethodInfo integrated_gradients_method_info() {
       {"seed", "0", "seed of the uniform baseline"},
       {"mean", "0.485,0.456,0.406", "the input's normalization mean (black/uniform/image)"},
       {"std", "0.229,0.224,0.225", "the input's normalization std (black/uniform/image)"},
-      {"batch", "10", "path points per forward/backward pass (bounds memory)"},
+      {"batch", "10",
+       "path points per forward/backward pass (bounds memory); on a CPU split over the "
+       "threads, one point per thread and pass"},
   };
   info.views = detail::gradient_views(/*with_signs=*/false);
   auto path_views = detail::gradient_views(false, "path_gradient", "path-");

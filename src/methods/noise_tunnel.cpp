@@ -75,7 +75,9 @@ MethodInfo noise_tunnel_method_info() {
       {"samples", "50", "noisy copies per image"},
       {"noise-level", "0.15", "sigma as a share of the image's value range (max - min)"},
       {"seed", "0", "seed of the noise"},
-      {"batch", "10", "noisy images per call of the base method (bounds memory)"},
+      {"batch", "10",
+       "noisy images per call of the base method (bounds memory); gradient bases split "
+       "them over the CPU threads"},
   };
   info.views = detail::gradient_views(/*with_signs=*/true);
   info.views_for = [](const MethodParams& params) {

@@ -1,20 +1,92 @@
 #include "cnnvis/methods/vanilla.hpp"
 
+#include <ATen/Config.h>
+#include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/nn/module.h>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
+#include <vector>
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
 #include "methods/common.hpp"
 
 namespace cnnvis {
+namespace {
 
-at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& target) {
+at::Tensor gradient_of_rows(Model& model, const at::Tensor& input, const Target& target) {
   // A leaf copy that requires grad; parameters are frozen, so autograd::grad computes only the
   // path down to the input.
   auto x = input.detach().requires_grad_(true);
   auto result = model.forward(x, target.taps());
   auto score = target.score(result);
   return torch::autograd::grad({score.sum()}, {x})[0];
+}
+
+}  // namespace
+
+namespace detail {
+
+int64_t split_workers(Model& model, const at::Tensor& input) {
+#if AT_PARALLEL_OPENMP
+  // Only with OpenMP (Debian's and the official LibTorch): there the intra-op thread count is
+  // per thread, so each worker can run single-threaded. The native backend has one global pool.
+  if (input.size(0) < 2 || !input.device().is_cpu() || at::in_parallel_region() ||
+      !model.concurrent_forward() || model.module().is_training()) {
+    return 1;
+  }
+  return std::min<int64_t>(at::get_num_threads(), input.size(0));
+#else
+  (void)model;
+  (void)input;
+  return 1;
+#endif
+}
+
+}  // namespace detail
+
+at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& target) {
+  const int64_t workers = detail::split_workers(model, input);
+  if (workers < 2) return gradient_of_rows(model, input, target);
+  // Data parallel over the rows: `workers` threads, each with its share of the intra-op
+  // threads (usually one) and a contiguous block of the rows, which it runs one at a time. On a CPU this beats running the batch
+  // with every thread inside each layer: the layers of one small image do not keep several
+  // cores busy. Each worker carries the caller's thread-local state (grad mode, ...).
+  const int threads = at::get_num_threads();
+  const int64_t n = input.size(0);
+  auto out = at::empty_like(input, at::MemoryFormat::Contiguous);
+  const at::ThreadLocalState state;
+  std::atomic<bool> failed{false};
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
+  std::vector<std::thread> pool;
+  for (int64_t w = 0; w < workers; ++w) {
+    const int share = static_cast<int>(threads / workers + (w < threads % workers ? 1 : 0));
+    pool.emplace_back([&, w, share] {
+      try {
+        at::set_num_threads(share);
+        at::ThreadLocalStateGuard guard(state);
+        for (int64_t i = w * n / workers; i < (w + 1) * n / workers && !failed; ++i) {
+          out.slice(0, i, i + 1)
+              .copy_(gradient_of_rows(model, input.slice(0, i, i + 1), target.rows(i, i + 1)));
+        }
+      } catch (...) {
+        errors[static_cast<size_t>(w)] = std::current_exception();
+        failed = true;  // the others stop after their current row
+      }
+    });
+  }
+  for (auto& t : pool) t.join();
+  // at::set_num_threads also sets the default of threads started later: restore it.
+  at::set_num_threads(threads);
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  return out;
 }
 
 at::Tensor VanillaGradient::attribute(Model& model, const at::Tensor& input,

@@ -192,6 +192,9 @@ class ZooModel : public Model {
   nn::Module& module() override { return *net_; }
   std::string default_cam_layer() const override { return cam_layer_; }
   std::vector<GraphNode> graph() const override { return graph_; }
+  // forward() writes nothing: the stages only read their modules (eval-mode batch norm, and
+  // dropout off outside training; Model::concurrent_forward checks training itself).
+  bool concurrent_forward() const override { return true; }
 
   ForwardResult forward_impl(const Tensor& x, const std::vector<std::string>& taps) override {
     ForwardResult result;

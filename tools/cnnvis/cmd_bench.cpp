@@ -39,8 +39,8 @@ nlohmann::json stats(std::vector<double> ms) {
 }
 
 template <typename F>
-std::vector<double> time_it(F&& f, int64_t repeat) {
-  f();  // warm-up
+std::vector<double> time_it(F&& f, int64_t repeat, bool warm_up = true) {
+  if (warm_up) f();
   std::vector<double> ms;
   for (int64_t i = 0; i < repeat; ++i) {
     const auto start = std::chrono::steady_clock::now();
@@ -95,8 +95,23 @@ void run_bench(const BenchOptions& o) {
         model->forward(x).output.sum().item<double>();  // .item() waits for the device
       },
       o.repeat);
-  const auto method_ms = time_it(
-      [&] { method->attribute(*model, x, target).sum().item<double>(); }, o.repeat);
+  const auto run_method = [&] { method->attribute(*model, x, target).sum().item<double>(); };
+  // --vs: COUNT runs of the other method per timed run, alternating with the method's runs, so
+  // that both see the same machine (a busy or throttled spell hits both).
+  const auto run_other = [&] {
+    for (int64_t i = 0; i < vs_count; ++i) other->attribute(*model, x, target).sum().item<double>();
+  };
+  std::vector<double> method_ms, other_ms;
+  if (other) {
+    run_method();  // warm-ups
+    run_other();
+    for (int64_t i = 0; i < o.repeat; ++i) {
+      method_ms.push_back(time_it(run_method, 1, /*warm_up=*/false).front());
+      other_ms.push_back(time_it(run_other, 1, /*warm_up=*/false).front());
+    }
+  } else {
+    method_ms = time_it(run_method, o.repeat);
+  }
   nlohmann::json reference = nullptr;
   if (o.ref_batch > 0) {
     // Per-image time of a batched forward pass: the throughput perturbation methods aim at.
@@ -115,15 +130,12 @@ void run_bench(const BenchOptions& o) {
   const auto met = stats(method_ms);
   nlohmann::json versus = nullptr;
   if (other) {
-    const auto ms = time_it(
-        [&] { other->attribute(*model, x, target).sum().item<double>(); }, o.repeat);
-    const auto st = stats(ms);
-    const double per_run = st["median_ms"].get<double>();
+    const auto st = stats(other_ms);
+    const double count = static_cast<double>(vs_count);
     versus = {{"method", other_info->name},
               {"count", vs_count},
-              {"median_ms", per_run},
-              {"ratio_median", met["median_ms"].get<double>() /
-                                   (static_cast<double>(vs_count) * per_run)}};
+              {"median_ms", st["median_ms"].get<double>() / count},
+              {"ratio_median", met["median_ms"].get<double>() / st["median_ms"].get<double>()}};
   }
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -167,8 +179,9 @@ void setup_bench(CLI::App& app) {
                   "also time a batched forward pass of this many images (per-image time: the "
                   "throughput reference of perturbation methods)");
   sub->add_option("--vs", o->vs,
-                  "METHOD:COUNT: also time METHOD (default options) and report the ratio to\n"
-                  "COUNT of its runs, e.g. `bench integrated-gradients --vs vanilla:50`");
+                  "METHOD:COUNT: also time COUNT runs of METHOD (default options), alternating\n"
+                  "with the method's runs, and report the ratio (median_ms is per run of METHOD),\n"
+                  "e.g. `bench integrated-gradients --vs vanilla:50`");
   add_input_options(*sub, o->input);
   sub->allow_extras();
   sub->callback([o, sub] {

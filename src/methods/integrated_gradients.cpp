@@ -205,7 +205,7 @@ MethodInfo integrated_gradients_method_info() {
       {"std", "0.229,0.224,0.225", "the input's normalization std (black/uniform/image)"},
       {"batch", "10",
        "path points per forward/backward pass (bounds memory); on a CPU split over the "
-       "threads, one point per thread and pass"},
+       "threads, two points per thread and pass"},
   };
   info.views = detail::gradient_views(/*with_signs=*/false);
   auto path_views = detail::gradient_views(false, "path_gradient", "path-");

@@ -28,6 +28,11 @@ at::Tensor gradient_of_rows(Model& model, const at::Tensor& input, const Target&
   return torch::autograd::grad({score.sum()}, {x})[0];
 }
 
+// Rows per forward/backward pass of a worker. Measured on 2 cores at 224 px, per row of 10
+// rows on 2 workers: ResNet50 216 / 196 / 220 ms and VGG16 680 / 647 / 645 ms for 1 / 2 / 5
+// rows per pass (VGG16's 400 MB classifier is read once per pass).
+constexpr int64_t kRowsPerPass = 2;
+
 }  // namespace
 
 namespace detail {
@@ -54,9 +59,10 @@ at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& t
   const int64_t workers = detail::split_workers(model, input);
   if (workers < 2) return gradient_of_rows(model, input, target);
   // Data parallel over the rows: `workers` threads, each with its share of the intra-op
-  // threads (usually one) and a contiguous block of the rows, which it runs one at a time. On a CPU this beats running the batch
-  // with every thread inside each layer: the layers of one small image do not keep several
-  // cores busy. Each worker carries the caller's thread-local state (grad mode, ...).
+  // threads (usually one) and a contiguous block of the rows, which it runs kRowsPerPass at a
+  // time. On a CPU this beats running the batch with every thread inside each layer: the
+  // layers of one small image do not keep several cores busy. Each worker carries the
+  // caller's thread-local state (grad mode, ...).
   const int threads = at::get_num_threads();
   const int64_t n = input.size(0);
   auto out = at::empty_like(input, at::MemoryFormat::Contiguous);
@@ -64,21 +70,31 @@ at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& t
   std::atomic<bool> failed{false};
   std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
   std::vector<std::thread> pool;
-  for (int64_t w = 0; w < workers; ++w) {
-    const int share = static_cast<int>(threads / workers + (w < threads % workers ? 1 : 0));
-    pool.emplace_back([&, w, share] {
-      try {
-        at::set_num_threads(share);
-        at::ThreadLocalStateGuard guard(state);
-        for (int64_t i = w * n / workers; i < (w + 1) * n / workers && !failed; ++i) {
-          out.slice(0, i, i + 1)
-              .copy_(gradient_of_rows(model, input.slice(0, i, i + 1), target.rows(i, i + 1)));
-        }
-      } catch (...) {
-        errors[static_cast<size_t>(w)] = std::current_exception();
-        failed = true;  // the others stop after their current row
+  const auto work = [&](int64_t w, int share) {
+    try {
+      at::set_num_threads(share);
+      at::ThreadLocalStateGuard guard(state);
+      const int64_t end = (w + 1) * n / workers;
+      for (int64_t i = w * n / workers; i < end && !failed; i += kRowsPerPass) {
+        const int64_t last = std::min(end, i + kRowsPerPass);
+        out.slice(0, i, last)
+            .copy_(gradient_of_rows(model, input.slice(0, i, last), target.rows(i, last)));
       }
-    });
+    } catch (...) {
+      errors[static_cast<size_t>(w)] = std::current_exception();
+      failed = true;  // the others stop after their current row
+    }
+  };
+  try {
+    for (int64_t w = 0; w < workers; ++w) {
+      pool.emplace_back(work, w,
+                        static_cast<int>(threads / workers + (w < threads % workers ? 1 : 0)));
+    }
+  } catch (...) {  // no thread could be started: stop and join those that were
+    failed = true;
+    for (auto& t : pool) t.join();
+    at::set_num_threads(threads);
+    throw;
   }
   for (auto& t : pool) t.join();
   // at::set_num_threads also sets the default of threads started later: restore it.

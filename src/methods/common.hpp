@@ -47,10 +47,4 @@ std::vector<View> gradient_views(bool with_signs, const std::string& source = ""
 void check_input_space(const at::Tensor& raw, const at::Tensor& input, const std::string& who,
                        const std::string& base);
 
-// How many threads input_gradient() splits `input`'s rows over (1: no split): with OpenMP,
-// a CPU batch of more than one row, not already inside a parallel region, and a model that
-// allows concurrent forward passes (Model::concurrent_forward, not in training mode); then
-// min(intra-op threads, rows).
-int64_t split_workers(Model& model, const at::Tensor& input);
-
 }  // namespace cnnvis::detail

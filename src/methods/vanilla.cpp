@@ -33,10 +33,10 @@ at::Tensor gradient_of_rows(Model& model, const at::Tensor& input, const Target&
 // rows per pass (VGG16's 400 MB classifier is read once per pass).
 constexpr int64_t kRowsPerPass = 2;
 
-}  // namespace
-
-namespace detail {
-
+// How many threads input_gradient() splits `input`'s rows over (1: no split): with OpenMP, a
+// CPU batch of more than one row, not already inside a parallel region, and a model that allows
+// concurrent forward passes (Model::concurrent_forward, not in training mode); then
+// min(intra-op threads, rows).
 int64_t split_workers(Model& model, const at::Tensor& input) {
 #if AT_PARALLEL_OPENMP
   // Only with OpenMP (Debian's and the official LibTorch): there the intra-op thread count is
@@ -53,10 +53,10 @@ int64_t split_workers(Model& model, const at::Tensor& input) {
 #endif
 }
 
-}  // namespace detail
+}  // namespace
 
 at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& target) {
-  const int64_t workers = detail::split_workers(model, input);
+  const int64_t workers = split_workers(model, input);
   if (workers < 2) return gradient_of_rows(model, input, target);
   // Data parallel over the rows: `workers` threads, each with its share of the intra-op
   // threads (usually one) and a contiguous block of the rows, which it runs kRowsPerPass at a

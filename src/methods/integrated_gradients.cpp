@@ -149,7 +149,7 @@ at::Tensor IntegratedGradients::path_gradient(Model& model, const at::Tensor& in
                                  input.options())
                        .view({1, k, 1, 1, 1});
     const auto xs = (x0.unsqueeze(1) + alphas * diff.unsqueeze(1))
-                  .reshape({n * k, input.size(1), input.size(2), input.size(3)});
+                        .reshape({n * k, input.size(1), input.size(2), input.size(3)});
     const auto g = input_gradient(model, xs, target.repeat_interleave(k));
     path += (g.view({n, k, input.size(1), input.size(2), input.size(3)}) * w).sum(1);
   }

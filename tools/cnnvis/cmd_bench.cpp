@@ -38,16 +38,20 @@ nlohmann::json stats(std::vector<double> ms) {
   return {{"median_ms", median}, {"min_ms", ms.front()}};
 }
 
+// Milliseconds of one call of f.
 template <typename F>
-std::vector<double> time_it(F&& f, int64_t repeat, bool warm_up = true) {
-  if (warm_up) f();
+double time_once(F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+template <typename F>
+std::vector<double> time_it(F&& f, int64_t repeat) {
+  f();  // warm-up
   std::vector<double> ms;
-  for (int64_t i = 0; i < repeat; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                           start).count());
-  }
+  for (int64_t i = 0; i < repeat; ++i) ms.push_back(time_once(f));
   return ms;
 }
 
@@ -106,8 +110,8 @@ void run_bench(const BenchOptions& o) {
     run_method();  // warm-ups
     run_other();
     for (int64_t i = 0; i < o.repeat; ++i) {
-      method_ms.push_back(time_it(run_method, 1, /*warm_up=*/false).front());
-      other_ms.push_back(time_it(run_other, 1, /*warm_up=*/false).front());
+      method_ms.push_back(time_once(run_method));
+      other_ms.push_back(time_once(run_other));
     }
   } else {
     method_ms = time_it(run_method, o.repeat);

@@ -5,7 +5,10 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -14,6 +17,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
+#include <mutex>
 #include <vector>
 
 #include "cnnvis/error.hpp"
@@ -75,6 +80,148 @@ bool jpeg_complete(const std::string& b) {
   return false;
 }
 
+std::atomic<int64_t> g_pixel_limit{kDefaultImagePixelLimit};
+
+uint32_t little_endian(const std::string& b, size_t i, int bytes) {
+  uint32_t v = 0;
+  for (int k = bytes; k-- > 0;) v = v << 8 | static_cast<unsigned char>(b[i + k]);
+  return v;
+}
+
+struct ImageHeader {
+  const char* format;
+  int64_t width = 0, height = 0;
+};
+
+// Reads the format and the dimensions from the header of the five formats cnnvis reads, so that
+// the pixel limit is checked before a decoder allocates anything. Anything else is refused here:
+// OpenCV's other decoders (Sun raster, PFM, HDR, ...) are not offered to files off the internet.
+ImageHeader read_image_header(const std::string& b, const std::string& path) {
+  auto u = [&](size_t k) { return static_cast<unsigned char>(b[k]); };
+  auto truncated = [&](const char* format) {
+    return not_an_image(path, std::string(format) + " header cut off");
+  };
+  if (b.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) {
+    if (b.size() < 24 || b.compare(12, 4, "IHDR") != 0) throw truncated("PNG");
+    return {"PNG", big_endian32(b, 16), big_endian32(b, 20)};
+  }
+  if (b.compare(0, 2, "\xFF\xD8") == 0) {
+    size_t i = 2;
+    while (i + 3 < b.size()) {
+      if (u(i) != 0xFF) {
+        ++i;
+        continue;
+      }
+      const unsigned char marker = u(i + 1);
+      if (marker == 0xFF || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) {
+        i += marker == 0xFF ? 1 : 2;
+        continue;
+      }
+      const size_t length = static_cast<size_t>(u(i + 2)) << 8 | u(i + 3);
+      // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): precision, height, width.
+      if (marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
+          marker != 0xCC) {
+        if (i + 9 > b.size()) throw truncated("JPEG");
+        return {"JPEG", static_cast<int64_t>(u(i + 7)) << 8 | u(i + 8),   // width
+                static_cast<int64_t>(u(i + 5)) << 8 | u(i + 6)};  // height
+      }
+      if (marker == 0xDA || marker == 0xD9) break;  // scan data before any frame header
+      i += 2 + length;
+    }
+    throw not_an_image(path, "JPEG without a frame header");
+  }
+  if (b.compare(0, 2, "BM") == 0) {
+    if (b.size() < 26) throw truncated("BMP");
+    if (little_endian(b, 14, 4) == 12) {  // OS/2 BITMAPCOREHEADER: 16-bit sizes
+      return {"BMP", little_endian(b, 18, 2), little_endian(b, 20, 2)};
+    }
+    const auto width = static_cast<int32_t>(little_endian(b, 18, 4));
+    const auto height = static_cast<int32_t>(little_endian(b, 22, 4));  // < 0: top-down rows
+    return {"BMP", std::abs(static_cast<int64_t>(width)), std::abs(static_cast<int64_t>(height))};
+  }
+  if (b.compare(0, 4, "II*\0", 4) == 0 || b.compare(0, 4, "MM\0*", 4) == 0) {
+    const bool big = b[0] == 'M';
+    auto get = [&](size_t i, int bytes) -> uint32_t {
+      if (i + bytes > b.size()) throw truncated("TIFF");
+      if (!big) return little_endian(b, i, bytes);
+      uint32_t v = 0;
+      for (int k = 0; k < bytes; ++k) v = v << 8 | u(i + k);
+      return v;
+    };
+    const size_t ifd = get(4, 4);
+    const uint32_t count = get(ifd, 2);
+    ImageHeader h{"TIFF"};
+    for (uint32_t k = 0; k < count; ++k) {
+      const size_t entry = ifd + 2 + 12 * size_t{k};
+      const uint32_t tag = get(entry, 2), type = get(entry + 2, 2);
+      if (tag != 256 && tag != 257) continue;
+      const int64_t value = type == 3 ? get(entry + 8, 2) : get(entry + 8, 4);  // SHORT, LONG
+      (tag == 256 ? h.width : h.height) = value;
+    }
+    return h;
+  }
+  if (b.compare(0, 4, "RIFF") == 0 && b.compare(8, 4, "WEBP") == 0) {
+    if (b.size() < 30) throw truncated("WebP");
+    if (b.compare(12, 4, "VP8X") == 0) {  // extended: 24-bit canvas size minus one
+      return {"WebP", int64_t{little_endian(b, 24, 3)} + 1, int64_t{little_endian(b, 27, 3)} + 1};
+    }
+    if (b.compare(12, 4, "VP8L") == 0) {  // lossless: 14-bit sizes minus one after 0x2f
+      const uint32_t bits = little_endian(b, 21, 4);
+      return {"WebP", int64_t{bits & 0x3fff} + 1, int64_t{(bits >> 14) & 0x3fff} + 1};
+    }
+    if (b.compare(12, 4, "VP8 ") == 0) {  // lossy: 14-bit sizes after the start code
+      return {"WebP", little_endian(b, 26, 2) & 0x3fff, little_endian(b, 28, 2) & 0x3fff};
+    }
+    throw not_an_image(path, "WebP without an image chunk");
+  }
+  throw not_an_image(path, "unknown format");
+}
+
+// Runs `decode` with this process's stderr sent to a temporary file, and returns what the
+// libraries wrote there (libpng and libjpeg print their warnings and errors on stderr, before
+// and besides cnnvis's one-line message). Serialized: stderr is process-wide.
+template <typename Decode>
+std::string with_stderr_captured(Decode decode) {
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  std::fflush(stderr);
+  FILE* capture = std::tmpfile();
+  const int saved = capture ? ::dup(2) : -1;
+  if (saved < 0 || ::dup2(::fileno(capture), 2) < 0) {  // cannot capture: decode as it is
+    if (saved >= 0) ::close(saved);
+    if (capture) std::fclose(capture);
+    decode();
+    return "";
+  }
+  struct Restore {
+    int saved;
+    FILE* capture;
+    ~Restore() {
+      std::fflush(stderr);
+      ::dup2(saved, 2);
+      ::close(saved);
+    }
+  };
+  std::string text;
+  {
+    Restore restore{saved, capture};
+    decode();
+  }
+  std::rewind(capture);
+  char buffer[512];
+  const size_t n = std::fread(buffer, 1, sizeof buffer, capture);
+  std::fclose(capture);
+  text.assign(buffer, n);
+  return text;
+}
+
+// The first line the library wrote, without its "libpng error: " style prefix noise.
+std::string library_message(const std::string& captured) {
+  std::string line = captured.substr(0, captured.find('\n'));
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
 // [3,H,W] / [1,C,H,W] / [C,H,W] gradient-like tensor -> float CPU [C,H,W].
 at::Tensor as_chw(const at::Tensor& g, const char* what, bool need_rgb) {
   at::Tensor t = g.detach().to(at::kCPU, at::kFloat);
@@ -117,15 +264,44 @@ int64_t half_to_even(int64_t twice) {
 
 }  // namespace
 
+void set_image_pixel_limit(int64_t pixels) {
+  if (pixels <= 0) {
+    throw usage_error("image pixel limit: expected a positive number of pixels, got " +
+                      std::to_string(pixels));
+  }
+  g_pixel_limit = pixels;
+}
+
+int64_t image_pixel_limit() { return g_pixel_limit; }
+
 at::Tensor load_image(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(path + ": no such file; check the path");
   if (fs::is_directory(path, ec)) throw Error(path + ": is a folder, not an image file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot read (" + std::strerror(errno) + ")");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return decode_image(read_regular_file(path, "image file"), path);
+}
+
+at::Tensor decode_image(const std::string& bytes, const std::string& path) {
   if (bytes.empty()) throw not_an_image(path, "the file is empty");
+  const ImageHeader header = read_image_header(bytes, path);
+  if (header.width <= 0 || header.height <= 0) {
+    throw not_an_image(path, std::string(header.format) + " header says " +
+                                 std::to_string(header.width) + "x" +
+                                 std::to_string(header.height) + " pixels");
+  }
+  const int64_t limit = g_pixel_limit;
+  if (header.width > limit / header.height) {
+    char mp[32];
+    std::snprintf(mp, sizeof mp, "%.1f", static_cast<double>(header.width) *
+                                             static_cast<double>(header.height) / 1e6);
+    char lim[32];
+    std::snprintf(lim, sizeof lim, "%g", static_cast<double>(limit) / 1e6);
+    throw Error(path + ": the " + header.format + " image is " + std::to_string(header.width) +
+                "x" + std::to_string(header.height) + " pixels (" + mp +
+                " megapixels), more than the limit of " + lim +
+                " megapixels; if it is genuine, raise the limit with --max-megapixels");
+  }
   if (bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0 && !png_complete(bytes)) {
     throw Error(path + ": truncated PNG (no IEND chunk); the file is cut off, re-create it");
   }
@@ -133,17 +309,26 @@ at::Tensor load_image(const std::string& path) {
     throw Error(path + ": truncated JPEG (no end-of-image marker); the file is cut off, "
                 "re-create it");
   }
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    throw not_an_image(path, "the file is larger than 2 GiB");
+  }
   // imdecode applies the EXIF orientation like imread; ANYDEPTH keeps 16-bit precision.
   const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U,
                     const_cast<char*>(bytes.data()));
   cv::Mat bgr;
-  try {
-    bgr = cv::imdecode(raw, cv::IMREAD_COLOR | cv::IMREAD_ANYDEPTH);
-  } catch (const cv::Exception& e) {
-    throw not_an_image(path, "OpenCV: " + e.msg);
-  }
+  std::string opencv_error;
+  const std::string said = with_stderr_captured([&] {
+    try {
+      bgr = cv::imdecode(raw, cv::IMREAD_COLOR | cv::IMREAD_ANYDEPTH);
+    } catch (const cv::Exception& e) {
+      opencv_error = e.msg;
+    }
+  });
+  if (!opencv_error.empty()) throw not_an_image(path, "OpenCV: " + opencv_error);
   if (bgr.empty() || bgr.rows == 0 || bgr.cols == 0) {
-    throw not_an_image(path, "unknown format, corrupt or zero-size; is the file truncated?");
+    const std::string why = library_message(said);
+    throw not_an_image(path, std::string("corrupt ") + header.format +
+                                 (why.empty() ? "" : ": " + why) + "; is the file damaged?");
   }
   cv::Mat rgb;
   cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);

@@ -15,8 +15,19 @@ namespace cnnvis {
 
 // Reads PNG, JPEG, BMP, TIFF or WebP with OpenCV, applies the EXIF orientation, and converts
 // grayscale and RGBA to RGB. Returns [3, H, W] float32 in [0, 1]. Throws cnnvis::Error naming
-// the file for a missing, unreadable, truncated or zero-size image.
+// the file for a missing, non-regular (folder, FIFO, device), unreadable, truncated, corrupt or
+// zero-size image, another format, or one over image_pixel_limit(). What the decoders print
+// (libpng's warnings) is kept off stderr; a decoder's error becomes part of the message.
 at::Tensor load_image(const std::string& path);
+// The same from a file's bytes in memory; `source` names it in messages.
+at::Tensor decode_image(const std::string& bytes, const std::string& source);
+
+// Images larger than this many pixels are refused from their header, before decoding (a 1 MB
+// PNG can claim 20000 x 20000 pixels and take 16 GB to decode). Default: 100 megapixels.
+constexpr int64_t kDefaultImagePixelLimit = 100'000'000;
+// Process-wide; throws cnnvis::Error (invalid argument) for pixels <= 0.
+void set_image_pixel_limit(int64_t pixels);
+int64_t image_pixel_limit();
 
 struct Preprocess {
   // Exact resize to size x size (antialiased bilinear, like PIL / torchvision Resize((s, s))).

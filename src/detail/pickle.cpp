@@ -36,6 +36,7 @@ const char* dtype_name(DType dtype) {
 namespace {
 
 using Kind = PickleValue::Kind;
+constexpr size_t kMaxDims = 64;
 
 // torch.<Name>Storage -> element type.
 bool storage_dtype(const std::string& global, DType* dtype) {
@@ -71,24 +72,67 @@ bool allowed_global(const std::string& name) {
   return storage_dtype(name, &unused);
 }
 
-PickleValue make(Kind kind) {
-  PickleValue v;
-  v.kind = kind;
-  if (kind == Kind::kTuple || kind == Kind::kList) v.list = std::make_shared<PickleList>();
-  if (kind == Kind::kDict) v.dict = std::make_shared<PickleDict>();
-  return v;
+uint32_t depth_of(const PickleValue& v) {
+  if (v.list) return v.list->depth;
+  if (v.dict) return v.dict->depth;
+  return 0;
 }
+
+}  // namespace
+
+size_t pickle_budget(size_t input_size) {
+  constexpr size_t kFloor = size_t{16} << 20, kCeiling = size_t{1} << 30;
+  if (input_size > (kCeiling - kFloor) / 16) return kCeiling;
+  return 16 * input_size + kFloor;
+}
+
+namespace {
 
 class Unpickler {
  public:
   Unpickler(const char* data, size_t size, size_t pos, const std::string& source,
-            std::map<std::string, DType>* storages)
-      : data_(data), size_(size), pos_(pos), source_(source), storages_(storages) {}
+            PickleArena& arena, std::map<std::string, DType>* storages)
+      : data_(data), size_(size), pos_(pos), source_(source), arena_(arena),
+        storages_(storages), budget_(pickle_budget(size)) {}
 
   PickleValue run();
   size_t pos() const { return pos_; }
 
  private:
+  PickleValue make(Kind kind) {
+    PickleValue v;
+    v.kind = kind;
+    if (kind == Kind::kTuple || kind == Kind::kList) v.list = arena_.new_list();
+    if (kind == Kind::kDict) v.dict = arena_.new_dict();
+    charge(v);
+    return v;
+  }
+  // Every value built or copied is paid for from the budget (strings by their length), so that
+  // time and memory stay proportional to the file whatever its opcodes repeat.
+  void charge(const PickleValue& v, size_t count = 1) {
+    const size_t cost = (sizeof(PickleValue) + v.s.size()) * count;
+    if (cost > budget_) {
+      throw Error(source_ + ": refusing to load: the pickle builds more than " +
+                  std::to_string(pickle_budget(size_) >> 20) + " MiB of values from " +
+                  std::to_string(size_) + " bytes, which no state_dict does; the file is "
+                  "damaged or crafted");
+    }
+    budget_ -= cost;
+  }
+  PickleValue copy(const PickleValue& v) {
+    charge(v);
+    return v;
+  }
+  // Records that `item` now sits inside a container of depth `*depth`.
+  void nest(uint32_t* depth, const PickleValue& item) {
+    const uint32_t d = depth_of(item) + 1;
+    if (d > kMaxPickleDepth) {
+      throw Error(source_ + ": refusing to load: the pickle nests containers more than " +
+                  std::to_string(kMaxPickleDepth) + " levels deep, which no state_dict does; "
+                  "the file is damaged or crafted");
+    }
+    if (d > *depth) *depth = d;
+  }
   [[noreturn]] void fail(const std::string& what) const {
     throw Error(source_ + ": corrupt pickle at byte " + std::to_string(pos_) + ": " + what +
                 "; the file is damaged or not a PyTorch weights file; download or save it again");
@@ -142,9 +186,10 @@ class Unpickler {
     marks_.pop_back();
     return items;
   }
-  PickleValue tuple(PickleList items) {
-    PickleValue v = make(Kind::kTuple);
-    *v.list = std::move(items);
+  PickleValue sequence(Kind kind, PickleList items) {
+    PickleValue v = make(kind);
+    for (const auto& item : items) nest(&v.list->depth, item);
+    static_cast<std::vector<PickleValue>&>(*v.list) = std::move(items);
     return v;
   }
   void push_global(const std::string& module, const std::string& name) {
@@ -162,12 +207,17 @@ class Unpickler {
     if (target.kind != Kind::kDict) fail("SETITEM on a non-dict");
     if (items.size() % 2) fail("odd number of SETITEMS arguments");
     for (size_t k = 0; k < items.size(); k += 2) {
+      nest(&target.dict->depth, items[k]);
+      nest(&target.dict->depth, items[k + 1]);
       target.dict->emplace_back(std::move(items[k]), std::move(items[k + 1]));
     }
   }
   void append_items(PickleValue& target, PickleList& items) {
     if (target.kind != Kind::kList) fail("APPEND on a non-list");
-    for (auto& item : items) target.list->push_back(std::move(item));
+    for (auto& item : items) {
+      nest(&target.list->depth, item);
+      target.list->push_back(std::move(item));
+    }
   }
   int64_t as_int(const PickleValue& v, const char* what) {
     if (v.kind != Kind::kInt && v.kind != Kind::kBool) fail(std::string(what) + " not an int");
@@ -187,7 +237,9 @@ class Unpickler {
   const char* data_;
   size_t size_, pos_;
   const std::string& source_;
+  PickleArena& arena_;
   std::map<std::string, DType>* storages_;
+  size_t budget_;
   std::vector<PickleValue> stack_;
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, PickleValue> memo_;
@@ -228,7 +280,8 @@ PickleValue Unpickler::call(const PickleValue& callable, const PickleValue& args
     if (!a.empty() && a[0].kind == Kind::kList) {  // OrderedDict([(k, v), ...])
       for (const auto& pair : *a[0].list) {
         if (pair.kind != Kind::kTuple || pair.list->size() != 2) fail("bad OrderedDict item");
-        d.dict->emplace_back((*pair.list)[0], (*pair.list)[1]);
+        for (const auto& item : *pair.list) nest(&d.dict->depth, item);
+        d.dict->emplace_back(copy((*pair.list)[0]), copy((*pair.list)[1]));
       }
     }
     return d;
@@ -240,23 +293,31 @@ PickleValue Unpickler::call(const PickleValue& callable, const PickleValue& args
     t.tensor->storage_offset += as_int(a[1], "storage offset");
     t.tensor->sizes = int_tuple(a[2], "tensor size");
     t.tensor->strides = int_tuple(a[3], "tensor stride");
+    if (t.tensor->sizes.size() > kMaxDims) fail("a tensor with more than 64 dimensions");
     if (t.tensor->sizes.size() != t.tensor->strides.size()) fail("size and stride differ");
     return t;
   }
   if (name.rfind("torch._utils._rebuild_parameter", 0) == 0) {
     if (a.empty() || a[0].kind != Kind::kTensor) fail("bad parameter arguments");
-    return a[0];
+    return copy(a[0]);
   }
   // set / frozenset: a list suffices here.
   if (name.size() > 3 && name.compare(name.size() - 3, 3, "set") == 0) {
     PickleValue l = make(Kind::kList);
-    if (!a.empty() && (a[0].kind == Kind::kList || a[0].kind == Kind::kTuple)) *l.list = *a[0].list;
+    if (!a.empty() && (a[0].kind == Kind::kList || a[0].kind == Kind::kTuple)) {
+      l.list->reserve(a[0].list->size());
+      for (const auto& item : *a[0].list) {
+        nest(&l.list->depth, item);
+        l.list->push_back(copy(item));
+      }
+    }
     return l;
   }
   if (name == "_codecs.encode") {
     if (a.empty() || !a[0].is_string()) fail("bad _codecs.encode arguments");
     PickleValue b = make(Kind::kBytes);
-    const std::string& s = a[0].s;  // UTF-8 of code points < 256 -> latin-1 bytes
+    const std::string& s = a[0].s;
+    charge(a[0]);  // UTF-8 of code points < 256 -> latin-1 bytes
     for (size_t k = 0; k < s.size(); ++k) {
       auto c = static_cast<unsigned char>(s[k]);
       if (c >= 0xc0 && k + 1 < s.size()) {
@@ -283,7 +344,7 @@ PickleValue Unpickler::run() {
       case '(': marks_.push_back(stack_.size()); break;  // MARK
       case '0': pop(); break;                         // POP
       case '1': pop_mark(); break;                    // POP_MARK
-      case '2': stack_.push_back(top()); break;       // DUP
+      case '2': stack_.push_back(copy(top())); break;  // DUP
       case 'N': stack_.push_back(make(Kind::kNone)); break;
       case 0x88: case 0x89: {                         // NEWTRUE, NEWFALSE
         PickleValue v = make(Kind::kBool);
@@ -332,6 +393,7 @@ PickleValue Unpickler::run() {
         PickleValue v = make(op == 'X' || op == 0x8c || op == 0x8d || op == 'T' || op == 'U'
                                  ? Kind::kString : Kind::kBytes);
         v.s = bytes(uint_le(n));
+        charge(v);
         stack_.push_back(std::move(v));
         break;
       }
@@ -348,30 +410,28 @@ PickleValue Unpickler::run() {
       }
       case 'q': case 'r': case 0x94: {                // BINPUT, LONG_BINPUT, MEMOIZE
         uint64_t key = op == 'q' ? uint_le(1) : op == 'r' ? uint_le(4) : memo_.size();
-        memo_[key] = top();
+        memo_[key] = copy(top());
         break;
       }
       case 'h': case 'j': {                           // BINGET, LONG_BINGET
         auto it = memo_.find(uint_le(op == 'h' ? 1 : 4));
         if (it == memo_.end()) fail("BINGET of an unknown memo entry");
-        stack_.push_back(it->second);
+        stack_.push_back(copy(it->second));
         break;
       }
       case '}': stack_.push_back(make(Kind::kDict)); break;   // EMPTY_DICT
       case ']': stack_.push_back(make(Kind::kList)); break;   // EMPTY_LIST
       case 0x8f: stack_.push_back(make(Kind::kList)); break;  // EMPTY_SET, kept as a list
       case ')': stack_.push_back(make(Kind::kTuple)); break;  // EMPTY_TUPLE
-      case 't': stack_.push_back(tuple(pop_mark())); break;   // TUPLE
+      case 't': stack_.push_back(sequence(Kind::kTuple, pop_mark())); break;  // TUPLE
       case 0x85: case 0x86: case 0x87: {              // TUPLE1, TUPLE2, TUPLE3
         PickleList items(op - 0x84);
         for (size_t k = items.size(); k-- > 0;) items[k] = pop();
-        stack_.push_back(tuple(std::move(items)));
+        stack_.push_back(sequence(Kind::kTuple, std::move(items)));
         break;
       }
       case 'l': case 0x91: {                          // LIST, FROZENSET
-        PickleValue v = make(Kind::kList);
-        *v.list = pop_mark();
-        stack_.push_back(std::move(v));
+        stack_.push_back(sequence(Kind::kList, pop_mark()));
         break;
       }
       case 'd': {                                     // DICT
@@ -435,9 +495,9 @@ PickleValue Unpickler::run() {
 }  // namespace
 
 PickleValue unpickle(const char* data, size_t size, size_t* pos, const std::string& source,
-                     std::map<std::string, DType>* storages) {
+                     PickleArena& arena, std::map<std::string, DType>* storages) {
   if (*pos > size) *pos = size;
-  Unpickler unpickler(data, size, *pos, source, storages);
+  Unpickler unpickler(data, size, *pos, source, arena, storages);
   PickleValue v = unpickler.run();
   *pos = unpickler.pos();
   return v;

@@ -1,6 +1,7 @@
 #include "cnnvis/io/file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,7 +30,64 @@ Error write_error(const std::string& path, int err) {
                "); check the folder's permissions and free space");
 }
 
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+Error not_regular(const std::string& path, const std::string& what, mode_t mode) {
+  return Error(path + ": is " + file_kind(mode) + ", not a " + what +
+               "; give the path of a regular file");
+}
+
+Error open_error(const std::string& path, const std::string& what, int err) {
+  if (err == ENOENT) {
+    return Error(path + ": cannot open the " + what + " (no such file); check the path");
+  }
+  return Error(path + ": cannot open the " + what + " (" + std::strerror(err) +
+               "); check the path and its permissions");
+}
+
 }  // namespace
+
+void check_regular_file(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw open_error(path, what, errno);
+  if (!S_ISREG(st.st_mode)) throw not_regular(path, what, st.st_mode);
+}
+
+std::string read_regular_file(const std::string& path, const std::string& what) {
+  check_regular_file(path, what);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw open_error(path, what, errno);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw open_error(path, what, errno);
+  if (!S_ISREG(st.st_mode)) throw not_regular(path, what, st.st_mode);  // replaced meanwhile
+  std::string bytes;
+  bytes.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  for (;;) {
+    if (got == bytes.size()) bytes.resize(bytes.size() + 65536);  // the file grew meanwhile
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      throw Error(path + ": read error (" + std::string(std::strerror(errno)) +
+                  "); check the file and the disk");
+    }
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  bytes.resize(got);
+  return bytes;
+}
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   // Same folder as the target so that rename() is atomic (never crosses file systems).

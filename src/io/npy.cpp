@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -22,6 +24,8 @@ bool little_endian() {
   std::memcpy(&first, &one, 1);
   return first == 1;
 }
+
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 Error bad_npy(const std::string& path, const std::string& what) {
   return Error(path + ": not a readable .npy file (" + what +
@@ -64,9 +68,10 @@ void save_npy(const std::string& path, const at::Tensor& tensor) {
 }
 
 at::Tensor load_npy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open (no such file or no permission)");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return load_npy_bytes(read_regular_file(path, ".npy file"), path);
+}
+
+at::Tensor load_npy_bytes(const std::string& bytes, const std::string& path) {
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) {
     throw bad_npy(path, "no NUMPY magic bytes");
   }
@@ -82,7 +87,7 @@ at::Tensor load_npy(const std::string& path) {
   } else {
     throw bad_npy(path, "format version " + std::to_string(major) + " is not supported");
   }
-  if (bytes.size() < start + header_len) throw bad_npy(path, "the header is truncated");
+  if (bytes.size() - start < header_len) throw bad_npy(path, "the header is truncated");
   const std::string header = bytes.substr(start, header_len);
   if (!little_endian()) throw Error(path + ": .npy input needs a little-endian machine");
 
@@ -91,43 +96,70 @@ at::Tensor load_npy(const std::string& path) {
       {"'<f4'", at::kFloat}, {"'<f8'", at::kDouble}, {"'<i8'", at::kLong},
       {"'<i4'", at::kInt},   {"'|u1'", at::kByte},   {"'|b1'", at::kBool}};
   at::ScalarType type = at::kFloat;
-  bool known = false;
+  size_t element = 0;
   for (const auto& [name, t] : kTypes) {
     if (descr.compare(0, std::strlen(name), name) == 0) {
       type = t;
-      known = true;
+      element = at::elementSize(t);
     }
   }
-  if (!known) {
+  if (element == 0) {
     throw bad_npy(path, "dtype " + descr.substr(0, descr.find(',')) + " is not supported");
   }
   if (after_key(header, "fortran_order", path).compare(0, 5, "False") != 0) {
     throw bad_npy(path, "Fortran order is not supported; save np.ascontiguousarray(a)");
   }
+  // The shape is a Python tuple of non-negative integers: "()", "(5,)", "(2, 3)".
   const std::string shape_text = after_key(header, "shape", path);
   const size_t close = shape_text.find(')');
   if (shape_text.empty() || shape_text[0] != '(' || close == std::string::npos) {
     throw bad_npy(path, "cannot parse the shape");
   }
   std::vector<int64_t> shape;
-  std::istringstream dims(shape_text.substr(1, close - 1));
-  std::string item;
-  while (std::getline(dims, item, ',')) {
-    if (item.find_first_not_of(' ') == std::string::npos) continue;
-    try {
-      shape.push_back(std::stoll(item));
-    } catch (const std::exception&) {
-      throw bad_npy(path, "cannot parse the shape");
+  const std::string inside = shape_text.substr(1, close - 1);
+  size_t k = 0;
+  auto skip_spaces = [&] {
+    while (k < inside.size() && inside[k] == ' ') ++k;
+  };
+  uint64_t numel = 1;
+  for (skip_spaces(); k < inside.size();) {
+    if (!std::isdigit(static_cast<unsigned char>(inside[k]))) {
+      throw bad_npy(path, "cannot parse the shape '(" + inside + ")'");
     }
-    if (shape.back() < 0) throw bad_npy(path, "negative dimension");
+    uint64_t dim = 0;
+    for (; k < inside.size() && std::isdigit(static_cast<unsigned char>(inside[k])); ++k) {
+      if (__builtin_mul_overflow(dim, 10, &dim) ||
+          __builtin_add_overflow(dim, static_cast<uint64_t>(inside[k] - '0'), &dim) ||
+          dim > static_cast<uint64_t>(INT64_MAX)) {
+        throw bad_npy(path, "a dimension of the shape '(" + inside + ")' is too large");
+      }
+    }
+    if (shape.size() == 64) throw bad_npy(path, "more than 64 dimensions");
+    shape.push_back(static_cast<int64_t>(dim));
+    if (numel != 0 && __builtin_mul_overflow(numel, dim, &numel)) numel = UINT64_MAX;
+    skip_spaces();
+    if (k < inside.size() && inside[k] != ',') {
+      throw bad_npy(path, "cannot parse the shape '(" + inside + ")'");
+    }
+    if (k < inside.size()) ++k;  // the comma
+    skip_spaces();
   }
-  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(type));
-  const size_t data_bytes = out.numel() * out.element_size();
-  if (bytes.size() - start - header_len < data_bytes) {
-    throw bad_npy(path, "the data is truncated: expected " + std::to_string(data_bytes) +
-                            " bytes after the header");
+  // Check that the file holds the data before allocating anything for it.
+  const uint64_t available = bytes.size() - start - header_len;
+  if (numel > available / element) {
+    throw bad_npy(path, "the data is truncated: the header's shape needs " +
+                            (numel == UINT64_MAX ? std::string("more than 2^64")
+                                                 : std::to_string(numel)) +
+                            " elements of " + std::to_string(element) + " bytes but " +
+                            std::to_string(available) + " bytes follow the header");
   }
-  std::memcpy(out.data_ptr(), bytes.data() + start + header_len, data_bytes);
+  at::Tensor out;
+  try {
+    out = at::empty(shape, at::TensorOptions().dtype(type));
+  } catch (const c10::Error& e) {
+    throw bad_npy(path, "cannot allocate the array: " + first_line(e.what_without_backtrace()));
+  }
+  if (numel > 0) std::memcpy(out.data_ptr(), bytes.data() + start + header_len, numel * element);
   return out.to(at::kFloat);
 }
 

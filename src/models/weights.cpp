@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -34,30 +35,6 @@ const char kLegacyMagic[] = "\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
 const char kFormatsHint[] =
     "expected a PyTorch file (torch.save), a legacy PyTorch file or a .safetensors file";
 
-std::string read_prefix(const std::string& path, size_t n) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw Error(path + ": cannot open the weights file (" + std::strerror(errno) +
-                "); check the path");
-  }
-  std::string bytes(n, '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(n));
-  bytes.resize(static_cast<size_t>(in.gcount()));
-  return bytes;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw Error(path + ": cannot open the weights file (" + std::strerror(errno) +
-                "); check the path");
-  }
-  std::ostringstream out;
-  out << in.rdbuf();
-  if (in.bad()) throw Error(path + ": read error; check the file and the disk");
-  return out.str();
-}
-
 at::ScalarType scalar_type(DType dtype) {
   switch (dtype) {
     case DType::kFloat32: return at::kFloat;
@@ -80,10 +57,34 @@ std::string shape_string(at::IntArrayRef shape) {
   return s + "]";
 }
 
+// What the tensors of one file may take in memory: 4 x the file + 64 MiB. A state_dict's tensors
+// take about the file's size; zero strides or many tensors over one storage could otherwise
+// expand a small file into terabytes.
+class TensorBudget {
+ public:
+  TensorBudget(uint64_t file_size, const std::string& source)
+      : left_(file_size > (UINT64_MAX >> 3) ? UINT64_MAX : 4 * file_size + (uint64_t{64} << 20)),
+        total_(left_), source_(source) {}
+  void spend(uint64_t bytes, const std::string& name) {
+    if (bytes > left_) {
+      throw Error(source_ + ": refusing to load: tensor '" + name + "' and those before it " +
+                  "would take more than " + std::to_string(total_ >> 20) + " MiB, 4 x the " +
+                  "file's size; the file is damaged or crafted");
+    }
+    left_ -= bytes;
+  }
+
+ private:
+  uint64_t left_, total_;
+  const std::string& source_;
+};
+
 // Builds a contiguous tensor from its description and the bytes of its storage, checking that
-// every element it addresses lies inside the storage (a corrupt file must not read past it).
+// every element it addresses lies inside the storage (a corrupt file must not read past it) and
+// that the copies fit the file's budget.
 at::Tensor make_tensor(const TensorRef& ref, const char* bytes, size_t nbytes,
-                       const std::string& source, const std::string& name) {
+                       const std::string& source, const std::string& name,
+                       TensorBudget& budget) {
   const size_t elem = detail::element_size(ref.dtype);
   const auto numel = static_cast<int64_t>(nbytes / elem);
   auto bad = [&](const std::string& what) {
@@ -108,6 +109,7 @@ at::Tensor make_tensor(const TensorRef& ref, const char* bytes, size_t nbytes,
     throw bad("needs " + std::to_string(last + 1) + " elements of its storage but the file has " +
               std::to_string(numel));
   }
+  budget.spend((static_cast<uint64_t>(last) + 1 + static_cast<uint64_t>(count)) * elem, name);
   // Copy into an aligned buffer first: legacy files store data at arbitrary byte offsets.
   at::Tensor storage = at::empty({last + 1}, options);
   std::memcpy(storage.data_ptr(), bytes, static_cast<size_t>(last + 1) * elem);
@@ -151,21 +153,50 @@ std::string first_line(const char* text) {
   return s.substr(0, s.find('\n'));
 }
 
-StateDict read_torch_zip(const std::string& path) {
+// A zip archive in memory, for PyTorchStreamReader.
+class MemoryReadAdapter : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit MemoryReadAdapter(const std::string& bytes) : bytes_(bytes) {}
+  size_t size() const override { return bytes_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= bytes_.size()) return 0;
+    n = std::min<size_t>(n, bytes_.size() - static_cast<size_t>(pos));
+    std::memcpy(buf, bytes_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::string& bytes_;
+};
+
+// `make_reader` opens the archive (from a file or from memory) inside the try block, so that
+// LibTorch's errors become cnnvis's.
+template <typename MakeReader>
+StateDict read_torch_zip(const std::string& path, uint64_t file_size, MakeReader make_reader) {
   try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
+    auto reader_ptr = make_reader();
+    caffe2::serialize::PyTorchStreamReader& reader = *reader_ptr;
+    // TorchScript archives hold a data.pkl too (the module's attributes), so this comes first.
+    const auto records_in = reader.getAllRecords();
+    const bool torchscript =
+        reader.hasRecord("constants.pkl") ||
+        std::any_of(records_in.begin(), records_in.end(),
+                    [](const std::string& r) { return r.compare(0, 5, "code/") == 0; });
+    if (torchscript) {
+      throw Error(path + ": is a TorchScript archive (torch.jit.save), not a state_dict; "
+                  "--weights takes a state_dict: save one with "
+                  "torch.save(model.state_dict(), path)");
+    }
     if (!reader.hasRecord("data.pkl")) {
-      if (reader.hasRecord("constants.pkl")) {
-        throw Error(path + ": is a TorchScript archive (torch.jit.save), not a state_dict; save "
-                    "the weights with torch.save(model.state_dict(), path)");
-      }
       throw Error(path + ": zip archive without data.pkl; " + kFormatsHint);
     }
     auto [pkl, pkl_size] = reader.getRecord("data.pkl");
     size_t pos = 0;
+    detail::PickleArena arena;
     PickleValue root =
-        detail::unpickle(static_cast<const char*>(pkl.get()), pkl_size, &pos, path);
+        detail::unpickle(static_cast<const char*>(pkl.get()), pkl_size, &pos, path, arena);
     std::map<std::string, std::tuple<at::DataPtr, size_t>> records;
+    TensorBudget budget(file_size, path);
     StateDict out;
     for (const auto& [name, ref] : state_entries(root, path)) {
       auto it = records.find(ref.storage_key);
@@ -179,7 +210,7 @@ StateDict read_torch_zip(const std::string& path) {
       }
       const auto& [data, size] = it->second;
       out.emplace_back(name, make_tensor(ref, static_cast<const char*>(data.get()), size, path,
-                                         name));
+                                         name, budget));
     }
     return out;
   } catch (const c10::Error& e) {
@@ -189,11 +220,11 @@ StateDict read_torch_zip(const std::string& path) {
   }
 }
 
-StateDict read_torch_legacy(const std::string& path) {
-  const std::string file = read_all(path);
+StateDict read_torch_legacy(const std::string& file, const std::string& path) {
   size_t pos = 0;
+  detail::PickleArena arena;
   auto next = [&](std::map<std::string, DType>* storages = nullptr) {
-    return detail::unpickle(file.data(), file.size(), &pos, path, storages);
+    return detail::unpickle(file.data(), file.size(), &pos, path, arena, storages);
   };
   PickleValue magic = next();
   if (magic.kind != Kind::kBigInt || magic.s != std::string(kLegacyMagic, 10)) {
@@ -232,21 +263,22 @@ StateDict read_torch_legacy(const std::string& path) {
     data[key.s] = {file.data() + pos, count * elem};
     pos += count * elem;
   }
+  TensorBudget budget(file.size(), path);
   StateDict out;
   for (const auto& [name, ref] : state_entries(root, path)) {
     auto it = data.find(ref.storage_key);
     if (it == data.end()) {
       throw Error(path + ": tensor '" + name + "' has no data in the file; the file is damaged");
     }
-    out.emplace_back(name, make_tensor(ref, it->second.first, it->second.second, path, name));
+    out.emplace_back(name, make_tensor(ref, it->second.first, it->second.second, path, name,
+                                       budget));
   }
   return out;
 }
 
-StateDict read_safetensors(const std::string& path) {
-  const std::string file = read_all(path);
+StateDict read_safetensors(const std::string& file, const std::string& path) {
   uint64_t header_size = 0;
-  std::memcpy(&header_size, file.data(), 8);  // detect_weight_format checked the size
+  std::memcpy(&header_size, file.data(), 8);  // detect_format checked the size
   const size_t data_start = 8 + static_cast<size_t>(header_size);
   auto corrupt = [&](const std::string& what) {
     return Error(path + ": corrupt safetensors file: " + what +
@@ -268,13 +300,13 @@ StateDict read_safetensors(const std::string& path) {
   struct Entry {
     std::string name;
     TensorRef ref;
-    uint64_t begin;
+    uint64_t begin, bytes;
   };
   std::vector<Entry> entries;
   for (const auto& [name, info] : header.items()) {
     if (name == "__metadata__") continue;
     try {
-      Entry e{name, {}, 0};
+      Entry e{name, {}, 0, 0};
       auto dtype = kDTypes.find(info.at("dtype").get<std::string>());
       if (dtype == kDTypes.end()) {
         throw corrupt("tensor '" + name + "' has the unsupported dtype " +
@@ -298,20 +330,32 @@ StateDict read_safetensors(const std::string& path) {
                       std::to_string(data_size) + " data bytes or not matching its shape");
       }
       e.begin = offsets[0];
+      e.bytes = offsets[1] - offsets[0];
       entries.push_back(std::move(e));
     } catch (const nlohmann::json::exception& ex) {
       throw corrupt("bad entry for '" + name + "' (" + ex.what() + ")");
     }
   }
   if (entries.empty()) throw corrupt("no tensors in the header");
-  // File order is data order (the header is often sorted by name).
+  // File order is data order (the header is often sorted by name). The format forbids tensors
+  // that share bytes.
   std::stable_sort(entries.begin(), entries.end(),
                    [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
+  for (size_t k = 1; k < entries.size(); ++k) {
+    const Entry& prev = entries[k - 1];
+    const uint64_t prev_end = prev.begin + prev.bytes;
+    if (entries[k].begin < prev_end) {
+      throw corrupt("tensors '" + prev.name + "' and '" + entries[k].name +
+                    "' overlap in the data (bytes " + std::to_string(entries[k].begin) + " to " +
+                    std::to_string(prev_end) + "), which the format forbids");
+    }
+  }
+  TensorBudget budget(file.size(), path);
   StateDict out;
   for (const auto& e : entries) {
     const char* bytes = file.data() + data_start + e.begin;
     out.emplace_back(e.name, make_tensor(e.ref, bytes, file.size() - data_start - e.begin, path,
-                                         e.name));
+                                         e.name, budget));
   }
   return out;
 }
@@ -372,8 +416,10 @@ const char* to_string(WeightFormat format) {
   return "?";
 }
 
-WeightFormat detect_weight_format(const std::string& path) {
-  const std::string head = read_prefix(path, 32);
+namespace {
+
+// The format from the first bytes of a file of `file_size` bytes.
+WeightFormat detect_format(const std::string& head, uint64_t file_size, const std::string& path) {
   if (head.empty()) throw Error(path + ": the file is empty; " + kFormatsHint);
   if (head.compare(0, 4, "PK\x03\x04", 4) == 0) return WeightFormat::kTorchZip;
   // Legacy: PROTO, maybe a FRAME (protocol 4+), then LONG1 of 10 bytes holding the magic number.
@@ -384,8 +430,6 @@ WeightFormat detect_weight_format(const std::string& path) {
   if (head.size() >= 9 && head[8] == '{') {
     uint64_t header_size = 0;
     std::memcpy(&header_size, head.data(), 8);
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    const auto file_size = static_cast<uint64_t>(in.tellg());
     if (header_size > file_size - 8) {
       throw Error(path + ": truncated safetensors file: the header claims " +
                   std::to_string(header_size) + " bytes but the file has " +
@@ -401,11 +445,52 @@ WeightFormat detect_weight_format(const std::string& path) {
               ", found the bytes " + std::string(hex).substr(0, std::strlen(hex) - 1));
 }
 
+std::string read_head(const std::string& path, size_t n, uint64_t* file_size) {
+  check_regular_file(path, "weights file");
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) {
+    throw Error(path + ": cannot open the weights file (" + std::strerror(errno) +
+                "); check the path and its permissions");
+  }
+  *file_size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  std::string bytes(n, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(n));
+  bytes.resize(static_cast<size_t>(in.gcount()));
+  return bytes;
+}
+
+}  // namespace
+
+WeightFormat detect_weight_format(const std::string& path) {
+  uint64_t file_size = 0;
+  const std::string head = read_head(path, 32, &file_size);
+  return detect_format(head, file_size, path);
+}
+
 StateDict read_state_dict(const std::string& path) {
   switch (detect_weight_format(path)) {
-    case WeightFormat::kTorchZip: return read_torch_zip(path);
-    case WeightFormat::kTorchLegacy: return read_torch_legacy(path);
-    case WeightFormat::kSafetensors: return read_safetensors(path);
+    case WeightFormat::kTorchZip:
+      return read_torch_zip(path, std::filesystem::file_size(path), [&] {
+        return std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+      });
+    case WeightFormat::kTorchLegacy:
+      return read_torch_legacy(read_regular_file(path, "weights file"), path);
+    case WeightFormat::kSafetensors:
+      return read_safetensors(read_regular_file(path, "weights file"), path);
+  }
+  return {};
+}
+
+StateDict read_state_dict_bytes(const std::string& bytes, const std::string& source) {
+  switch (detect_format(bytes.substr(0, 32), bytes.size(), source)) {
+    case WeightFormat::kTorchZip:
+      return read_torch_zip(source, bytes.size(), [&] {
+        return std::make_unique<caffe2::serialize::PyTorchStreamReader>(
+            std::make_shared<MemoryReadAdapter>(bytes));
+      });
+    case WeightFormat::kTorchLegacy: return read_torch_legacy(bytes, source);
+    case WeightFormat::kSafetensors: return read_safetensors(bytes, source);
   }
   return {};
 }

@@ -30,8 +30,12 @@ using StateDict = std::vector<std::pair<std::string, at::Tensor>>;
 WeightFormat detect_weight_format(const std::string& path);
 
 // Reads every tensor of a weight file. Throws cnnvis::Error (naming the file) for a missing,
-// truncated or corrupt file, or a pickle that names a global outside the allow-list.
+// truncated or corrupt file, a folder or other non-regular file, a pickle that names a global
+// outside the allow-list, and a pickle beyond the limits of src/detail/pickle.hpp (nesting deeper
+// than 1000 levels, more than 16 x its size + 16 MiB of values).
 StateDict read_state_dict(const std::string& path);
+// The same from a file's bytes in memory; `source` names it in messages.
+StateDict read_state_dict_bytes(const std::string& bytes, const std::string& source);
 
 // Writes float32/float64/int64 tensors as a safetensors file (atomically: temporary name, then
 // rename), in the order given. Used for the demo model's weights.

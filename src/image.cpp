@@ -160,7 +160,7 @@ ImageHeader read_image_header(const std::string& b, const std::string& path) {
     }
     return h;
   }
-  if (b.compare(0, 4, "RIFF") == 0 && b.compare(8, 4, "WEBP") == 0) {
+  if (b.compare(0, 4, "RIFF") == 0 && (b.size() < 12 || b.compare(8, 4, "WEBP") == 0)) {
     if (b.size() < 30) throw truncated("WebP");
     if (b.compare(12, 4, "VP8X") == 0) {  // extended: 24-bit canvas size minus one
       return {"WebP", int64_t{little_endian(b, 24, 3)} + 1, int64_t{little_endian(b, 27, 3)} + 1};

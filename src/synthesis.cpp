@@ -34,7 +34,8 @@ Tensor start_images(int64_t count, const SynthesisOptions& o, at::Generator& gen
     pixels = torch::randn({count, 3, o.size, o.size}, gen, cpu) * 0.1 +
              channel_view(o.mean, cpu);
   } else if (o.init == "gray") {
-    pixels = channel_view(o.mean, cpu).expand({count, 3, o.size, o.size}).clone();
+    // The mean colour is exactly 0 in normalized space, whatever the dtype.
+    return torch::zeros({count, 3, o.size, o.size}, options);
   } else {
     throw usage_error("synthesis option init: '" + o.init +
                       "' is not a start image; expected uniform, noise or gray");
@@ -286,6 +287,30 @@ void collect_names(const GraphNode& node, std::set<std::string>& out) {
   }
 }
 
+// After the first step without transforms: an image whose gradient was exactly zero and that
+// the step left unchanged is at a critical point of the objective (the gray start on a network
+// with zero biases: every ReLU input is 0; a unit that is 0 after its ReLU) and would never
+// move, so 200 steps would return the start image with its score unchanged. Say so instead.
+void check_moved(const Tensor& p, const Tensor& before, const Target& target,
+                 const std::string& advice) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = p.size(0);
+  const auto still = p.detach().eq(before).reshape({n, -1}).all(1);
+  const auto flat = p.grad().defined() ? p.grad().eq(0).reshape({n, -1}).all(1)
+                                       : torch::ones({n}, torch::kBool);
+  const auto stuck = (still & flat).to(torch::kCPU);
+  for (int64_t i = 0; i < n; ++i) {
+    if (!stuck[i].item<bool>()) continue;
+    throw usage_error(
+        "synthesis: the gradient of " + target.description() +
+        " is exactly zero at the start image (image " + std::to_string(i) + " of " +
+        std::to_string(n) +
+        "), so no step can change it: a critical point, such as the gray start on a network "
+        "with zero biases or a unit that is 0 after its ReLU; " +
+        advice + ", or use redirected_relu_steps (--redirected-relu 16)");
+  }
+}
+
 }  // namespace
 
 SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
@@ -394,6 +419,9 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
   const bool penalties = o.l1 > 0 || o.l2 > 0 || o.alpha_weight > 0 || o.tv_weight > 0;
   for (int64_t step = 1; step <= o.steps; ++step) {
     if (p.grad().defined()) p.mutable_grad().zero_();
+    // Without transforms every step sees the image itself: if the first step leaves an image
+    // unchanged with an exactly zero gradient, so will every later one (checked below).
+    const Tensor before = step == 1 && !transforms ? p.detach().clone() : Tensor();
     const Tensor x = param.image(p);
     const Tensor input = robustness(x, o, gen, grey);
     ForwardResult r;
@@ -436,6 +464,12 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
         clip_below_quantile(xv, (xv * p.grad()).sum(1).abs(), o.clip_contribution);
       }
       if (o.clamp_pixels) p.clamp_(low, high);
+    }
+    if (before.defined()) {
+      check_moved(p, before, target,
+                  start.defined()     ? "choose another layer or image"
+                  : param.pixel()     ? "start from init noise or uniform (--init noise)"
+                                      : "try another seed (--seed)");
     }
     result.objective.push_back(score.mean().item<double>());
     if (o.every > 0 && step % o.every == 0) {

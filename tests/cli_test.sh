@@ -11,13 +11,17 @@ passed=0; failed=0
 fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
 ok() { passed=$((passed + 1)); }
 
-# expect CODE PATTERN CMD... : exit code CODE, stderr one line matching PATTERN, no files in
-# $work/out.
+# expect CODE PATTERN CMD... : exit code CODE within $EXPECT_TIMEOUT seconds, stderr one line
+# matching PATTERN, no files in $work/out. Every error case goes through it.
+EXPECT_TIMEOUT="${EXPECT_TIMEOUT:-60}"
+cases=0
 expect() {
   local code="$1" pattern="$2"; shift 2
+  cases=$((cases + 1))
   rm -rf "$work/out"; mkdir -p "$work/out"
-  "$@" > "$work/stdout" 2> "$work/stderr"; local rc=$?
+  timeout -k 5 "$EXPECT_TIMEOUT" "$@" > "$work/stdout" 2> "$work/stderr"; local rc=$?
   local lines; lines=$(wc -l < "$work/stderr")
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then fail "timed out after ${EXPECT_TIMEOUT} s: $*"; return; fi
   if [ "$rc" != "$code" ]; then fail "exit $rc (want $code): $* :: $(cat "$work/stderr")"; return; fi
   if [ "$lines" != 1 ]; then fail "stderr has $lines lines: $* :: $(cat "$work/stderr")"; return; fi
   if ! grep -qE -- "$pattern" "$work/stderr"; then
@@ -68,7 +72,7 @@ expect 2 "size" "$CNNVIS" scenes --size 20 --out "$work/out"
   && "$CNNVIS" explain vanilla --model demo --weights "$work/demo_w.safetensors" --size 96 \
     --image "$SRC/data/scenes/scene_1010_star.png" --out "$work/ok" > /dev/null 2>&1 \
   && ok || fail "train-demo: $(cat "$work/stdout" "$work/stderr")"
-expect 2 "average-steps: expected >= 0, got -1" "$CNNVIS" train-demo --steps 1 --average-steps -1 \
+expect 2 "--average-steps: expected an integer from 0 to 10000000, got -1" "$CNNVIS" train-demo --steps 1 --average-steps -1 \
   --out "$work/out/w.safetensors"
 "$CNNVIS" layers --model vgg16 > "$work/stdout" && grep -qE "^features.29 +ReLU +\[1, 512, 14, 14\]" \
   "$work/stdout" && grep -q "138357544 parameters" "$work/stdout" && ok || fail "layers: $(head -5 "$work/stdout")"
@@ -82,7 +86,8 @@ expect 2 "--vs: expected METHOD:COUNT" "$CNNVIS" bench vanilla --model resnet18 
   --size 64 --vs vanilla
 expect 2 "--vs: expected METHOD:COUNT" "$CNNVIS" bench vanilla --model resnet18 --random-weights 0 \
   --size 64 --vs vanilla:x
-"$CNNVIS" --help | grep -q "explain" && ok || fail "help"
+"$CNNVIS" --help > "$work/help" && grep -q "explain" "$work/help" && grep -q -- "--max-megapixels" "$work/help" \
+  && ok || fail "help"
 
 # ---- bad input ----
 printf 'hello, I am text' > "$work/text.png"
@@ -218,8 +223,9 @@ expect 2 "unknown layer 'features.99'" "$CNNVIS" synthesize filter --model demo 
   --steps 2 --out "$work/out"
 expect 2 "filters '3-1'" "$CNNVIS" synthesize filter --model demo --layer features.10 --filter 3-1 \
   --out "$work/out"
-expect 2 "larger size" "$CNNVIS" synthesize class --model demo --target 0 --size 4 --out "$work/out"
-expect 2 "steps=0: expected an integer >= 1" "$CNNVIS" synthesize class --model demo --target 0 --steps 0 --out "$work/out"
+expect 2 "--size 16: vgg11 takes inputs of at least 32x32 pixels" "$CNNVIS" synthesize class \
+  --model vgg11 --random-weights 0 --target 0 --size 16 --out "$work/out"
+expect 2 "--steps: expected an integer from 1 to 1000000, got 0" "$CNNVIS" synthesize class --model demo --target 0 --steps 0 --out "$work/out"
 # Inversion, Deep Dream (both presets), lucid's preset with a batch and diversity, a neuron,
 # a direction.
 "$CNNVIS" synthesize invert --model demo --image "$star" --layer features.6 --steps 20 \
@@ -287,7 +293,149 @@ expect 2 "smallest octave, 3x3, is too small for the network; use fewer octaves"
   --out "$work/out"
 expect 1 "no-such.png" "$CNNVIS" synthesize invert --model demo --image "$work/no-such.png" \
   --layer features.6 --out "$work/out"
+
+# ---- issue 15: every numeric option is checked where it is parsed, one line, exit 2 ----
+# (cnnvis's own words: "--OPTION: expected ..., got VALUE"; CLI11's texts never reach the user.)
+demo_base=(explain vanilla --model demo --image "$star" --out "$work/out")
+# Global options.
+expect 2 "^cnnvis: error: --threads: expected an integer from 1 to 1024, got 0" "$CNNVIS" --threads 0 list
+expect 2 "--threads: expected an integer from 1 to 1024, got two" "$CNNVIS" --threads two list
+expect 2 "--max-megapixels: expected a number > 0 and <= 1e\+06, got 0" "$CNNVIS" --max-megapixels 0 list
+expect 2 "--max-megapixels: expected a number > 0.*, got nan" "$CNNVIS" --max-megapixels nan list
+# explain: sizes, normalization, weights.
+expect 2 "--size: expected an integer from 8 to 8192, got 0" "$CNNVIS" "${base[@]}" --image "$cat_png" --size 0
+expect 2 "--size: expected an integer from 8 to 8192, got 100000" "$CNNVIS" "${base[@]}" --image "$cat_png" --size 100000
+expect 2 "--size: expected an integer from 8 to 8192, got 1" "$CNNVIS" "${demo_base[@]}" --size 1
+expect 2 "--size: expected an integer from 8 to 8192, got 64px" "$CNNVIS" "${demo_base[@]}" --size 64px
+expect 2 "--size 32: alexnet takes inputs of at least 63x63 pixels" "$CNNVIS" explain vanilla --model alexnet \
+  --random-weights 0 --size 32 --image "$cat_png" --out "$work/out"
+expect 2 "--std: expected three comma-separated numbers > 0 \(R,G,B\), got nan,nan,nan" "$CNNVIS" \
+  "${demo_base[@]}" --std nan,nan,nan
+expect 2 "--std: expected three comma-separated numbers > 0.*got 0,1,1" "$CNNVIS" "${demo_base[@]}" --std 0,1,1
+expect 2 "--mean: expected three comma-separated finite numbers.*got inf,0,0" "$CNNVIS" "${demo_base[@]}" --mean inf,0,0
+expect 2 "--crop 300: expected at most the --resize value, 256" "$CNNVIS" explain vanilla --model resnet18 \
+  --random-weights 0 --resize 256 --crop 300 --image "$cat_png" --out "$work/out"
+expect 2 "--size and --resize exclude each other" "$CNNVIS" "${demo_base[@]}" --size 96 --resize 100 --crop 96
+expect 2 "--resize: expected an integer from 8 to 8192, got -3" "$CNNVIS" "${demo_base[@]}" --resize -3 --crop 96
+expect 2 "--random-weights: expected an integer >= 0, got -1" "$CNNVIS" "${demo_base[@]}" --random-weights -1
+mkdir -p "$work/weights_dir"
+expect 2 "--weights .*weights_dir: is a folder" "$CNNVIS" "${demo_base[@]}" --weights "$work/weights_dir"
+: > "$work/empty.pth"
+expect 1 "empty.pth" "$CNNVIS" "${demo_base[@]}" --weights "$work/empty.pth"
+printf 'these are not weights\n' > "$work/text.pth"
+expect 1 "text.pth" "$CNNVIS" "${demo_base[@]}" --weights "$work/text.pth"
+printf 'PK\003\004garbage that is no zip archive' > "$work/garbage_zip.pth"
+expect 1 "garbage_zip.pth" "$CNNVIS" "${demo_base[@]}" --weights "$work/garbage_zip.pth"
+# A TorchScript archive is no state_dict: said so (Debian's python3-torch makes one).
+if /usr/bin/python3 -c "import torch" 2> /dev/null; then
+  /usr/bin/python3 -c "import torch, sys; torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), sys.argv[1])" \
+    "$work/scripted.pt"
+  expect 1 "scripted.pt: is a TorchScript archive" "$CNNVIS" "${demo_base[@]}" --weights "$work/scripted.pt"
+fi
+# A bad image among good ones: refused before anything is written.
+expect 1 "text.png" "$CNNVIS" "${demo_base[@]}" --image "$work/text.png"  # after a good one
+# A PNG whose IDAT chunk fails its CRC: libpng's own warnings stay off stderr.
+/usr/bin/python3 - "$cat_png" "$work" <<'PY'
+import struct, sys
+data = bytearray(open(sys.argv[1], 'rb').read())
+i = data.index(b'IDAT')
+n = struct.unpack('>I', data[i - 4:i])[0]
+crc = bytearray(data); crc[i + 4 + n] ^= 0xFF      # the chunk's CRC no longer matches
+open(sys.argv[2] + '/badcrc.png', 'wb').write(crc)
+inner = bytearray(data); inner[i + 4 + 20] ^= 0xFF  # nor its compressed data
+open(sys.argv[2] + '/baddata.png', 'wb').write(inner)
+PY
+expect 1 "badcrc.png" "$CNNVIS" "${base[@]}" --image "$work/badcrc.png"
+expect 1 "baddata.png" "$CNNVIS" "${base[@]}" --image "$work/baddata.png"
+# Memory that runs out anyway (here a 3 GB address-space limit the estimate cannot see): one
+# line of cnnvis's, exit 1, and no --out folder.
+expect 1 "^cnnvis: error: out of memory \([0-9.]+ [GM]B more were asked for\); use a smaller --size" \
+  bash -c 'ulimit -v 3000000; exec "$0" explain vanilla --model resnet18 --random-weights 0 --size 4096 \
+  --image "$1" --out "$2/g"' "$CNNVIS" "$cat_png" "$work/out"
+expect 1 "chelsea.png" "$CNNVIS" --max-megapixels 0.01 "${base[@]}" --image "$cat_png"
+expect 2 "--option: expected KEY=VALUE" "$CNNVIS" "${demo_base[@]}" --option steps
+# Memory: refused from the size before anything runs.
+expect 2 "--size 8192: vgg11 needs about [0-9.]+ [GT]B for the layer outputs of 64 inputs.*available" \
+  "$CNNVIS" bench vanilla --model vgg11 --random-weights 0 --size 8192 --batch 64
+# demo: options, and a bad file among --images leaves no gallery (and no --out folder).
+expect 2 "--size: expected an integer from 8 to 8192, got 0" "$CNNVIS" demo --size 0 --out "$work/out/g"
+expect 2 "--std: expected three comma-separated numbers > 0" "$CNNVIS" demo --std nan,1,1 --out "$work/out/g"
+expect 2 "--random-weights: expected an integer >= 0, got -1" "$CNNVIS" demo --random-weights -1 --out "$work/out/g"
+expect 2 "--synthesis sometimes: expected on, off or auto" "$CNNVIS" demo --synthesis sometimes --out "$work/out/g"
+mkdir -p "$work/mixed"
+cp "$SRC"/data/scenes/scene_1010_star.png "$SRC"/data/scenes/scene_1010_star_mask.png "$work/mixed/"
+cp "$work/text.png" "$work/mixed/zz_bad.png"
+expect 1 "zz_bad.png" "$CNNVIS" demo --images "$work/mixed" --methods vanilla --synthesis off --out "$work/out/g"
+# An existing gallery stays as it was when a later run fails.
+rm -rf "$work/gal"
+"$CNNVIS" demo --images "$SRC/data/scenes" --methods vanilla --synthesis off --out "$work/gal" > /dev/null 2>&1 \
+  && before=$(cd "$work/gal" && find . -type f | sort | xargs md5sum) \
+  && ! "$CNNVIS" demo --images "$work/mixed" --methods vanilla,grad-cam --synthesis off --out "$work/gal" > /dev/null 2>&1 \
+  && [ "$before" = "$(cd "$work/gal" && find . -type f | sort | xargs md5sum)" ] \
+  && [ -z "$(find "$work/gal" -name '.cnnvis-partial-*')" ] && ok || fail "a failed demo changed the gallery"
+# evaluate.
+expect 2 "--margin: expected a number >= 0 and <= 8192, got nan" "$CNNVIS" evaluate --margin nan --gallery "$work/out/g"
+expect 2 "--margin: expected a number >= 0 and <= 8192, got -5" "$CNNVIS" evaluate --margin -5 --gallery "$work/out/g"
+expect 2 "--cascade: expected an integer >= 0, got -1" "$CNNVIS" evaluate --cascade -1 --gallery "$work/out/g"
+expect 2 "--steps: expected an integer from 1 to 10000, got 0" "$CNNVIS" evaluate --steps 0 --gallery "$work/out/g"
+expect 2 "--batch: expected an integer from 1 to 4096, got 0" "$CNNVIS" evaluate --batch 0 --gallery "$work/out/g"
+expect 2 "--sanity-images: expected an integer >= 0, got -2" "$CNNVIS" evaluate --sanity-images -2 --gallery "$work/out/g"
+expect 2 "--count: expected an integer from 1 to 100000, got 1e3" "$CNNVIS" evaluate --count 1e3 --gallery "$work/out/g"
+expect 2 "--size 64: the held-out demo scenes are drawn at 96 to 224 pixels" "$CNNVIS" evaluate --size 64 \
+  --gallery "$work/out/g"
+expect 2 "--seed: expected an integer >= 0, got -1" "$CNNVIS" evaluate --seed -1 --gallery "$work/out/g"
+# bench.
+bbase=(bench vanilla --model resnet18 --random-weights 0 --size 64)
+expect 2 "--ref-batch: expected an integer from 1 to 4096, got -4" "$CNNVIS" "${bbase[@]}" --ref-batch -4
+expect 2 "--repeat: expected an integer from 1 to 100000, got 0" "$CNNVIS" "${bbase[@]}" --repeat 0
+expect 2 "--batch: expected an integer from 1 to 4096, got 0" "$CNNVIS" "${bbase[@]}" --batch 0
+expect 2 "--target: expected an integer >= 0, got -1" "$CNNVIS" "${bbase[@]}" --target -1
+expect 2 "--vs: expected METHOD:COUNT with COUNT from 1 to 100000" "$CNNVIS" "${bbase[@]}" --vs vanilla:0
+expect 2 "--image .*missing.png: no such file" "$CNNVIS" "${bbase[@]}" --image "$work/missing.png"
+# synthesize: every kind.
+sbase=(synthesize filter --model demo --layer features.10 --out "$work/out")
+expect 2 "--steps: expected an integer from 1 to 1000000, got -1" "$CNNVIS" "${sbase[@]}" --steps -1
+expect 2 "--lr: expected a number > 0, got inf" "$CNNVIS" "${sbase[@]}" --lr inf
+expect 2 "--scale: expected a number >= 0 and < 1, got nan" "$CNNVIS" "${sbase[@]}" --scale nan
+expect 2 "--jitter: expected an integer from 0 to 8192, got -4" "$CNNVIS" "${sbase[@]}" --jitter -4
+expect 2 "--pad: expected an integer from 0 to 4096, got 100000" "$CNNVIS" "${sbase[@]}" --pad 100000
+expect 2 "--pad 4096: the padded image would be 8288 pixels a side" "$CNNVIS" "${sbase[@]}" --pad 4096
+expect 2 "--rotate: expected an integer from 0 to 180, got 720" "$CNNVIS" "${sbase[@]}" --rotate 720
+expect 2 "--blur-sigma: expected a number > 0 and <= 1000, got 0" "$CNNVIS" "${sbase[@]}" --blur-sigma 0
+expect 2 "--batch: expected an integer from 1 to 1024, got 0" "$CNNVIS" "${sbase[@]}" --batch 0
+expect 2 "--diversity: expected a number >= 0, got -1" "$CNNVIS" "${sbase[@]}" --diversity -1
+expect 2 "--momentum: expected a number >= 0 and < 1, got 1" "$CNNVIS" synthesize class --model demo \
+  --target 0 --momentum 1 --out "$work/out"
+expect 2 "--lr-decay: expected a number > 0 and <= 1, got 2" "$CNNVIS" synthesize class --model demo \
+  --target 0 --lr-decay 2 --out "$work/out"
+expect 2 "--data-weight: expected a number > 0, got 0" "$CNNVIS" synthesize invert --model demo \
+  --image "$star" --layer features.6 --data-weight 0 --out "$work/out"
+expect 1 "text.png" "$CNNVIS" synthesize invert --model demo --image "$work/text.png" --layer features.6 \
+  --out "$work/out"
+expect 2 "--octaves: expected an integer from 1 to 20, got 0" "$CNNVIS" synthesize deep-dream --model demo \
+  --image "$star" --layer features.10 --octaves 0 --out "$work/out"
+expect 2 "--octave-scale: expected a number > 1 and <= 10, got 1" "$CNNVIS" synthesize deep-dream \
+  --model demo --image "$star" --layer features.10 --octave-scale 1 --out "$work/out"
+expect 2 "--direction 'nan,1': expected comma-separated numbers" "$CNNVIS" synthesize direction \
+  --model demo --layer features.10 --direction nan,1 --out "$work/out"
+printf '\223NUMPY garbage, not an array' > "$work/garbage.npy"
+expect 1 "garbage.npy" "$CNNVIS" synthesize direction --model demo --layer features.10 \
+  --direction "$work/garbage.npy" --out "$work/out"
+# layers, scenes, train-demo, list.
+expect 2 "--size: expected an integer from 8 to 8192, got 0" "$CNNVIS" layers --model vgg16 --size 0
+expect 2 "--size 16: alexnet takes inputs of at least 63x63 pixels" "$CNNVIS" layers --model alexnet --size 16
+expect 2 "--count: expected an integer from 1 to 100000, got 0" "$CNNVIS" scenes --count 0 --out "$work/out"
+expect 2 "--seed: expected an integer >= 0, got -1" "$CNNVIS" scenes --seed -1 --out "$work/out"
+expect 2 "--size: expected an integer from 96 to 224, got 20" "$CNNVIS" scenes --size 20 --out "$work/out"
+expect 2 "--lr: expected a number > 0, got nan" "$CNNVIS" train-demo --lr nan --out "$work/out/w.safetensors"
+expect 2 "--steps: expected an integer from 1 to 10000000, got 0" "$CNNVIS" train-demo --steps 0 \
+  --out "$work/out/w.safetensors"
+expect 2 "--eval-count: expected an integer from 1 to 100000, got 0" "$CNNVIS" train-demo --eval-count 0 \
+  --out "$work/out/w.safetensors"
+expect 2 "--out .*nodir/w.safetensors: folder .*nodir does not exist" "$CNNVIS" train-demo --steps 1 \
+  --out "$work/out/nodir/w.safetensors"
+expect 2 "--bogus" "$CNNVIS" list --bogus
 [ -z "$(find "$work" -name '*.tmp-*')" ] && ok || fail "temporary files left behind"
 
-echo "cli: $passed passed, $failed failed"
+echo "cli: $passed passed, $failed failed ($cases error cases)"
 [ "$failed" = 0 ]

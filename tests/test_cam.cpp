@@ -207,9 +207,14 @@ double relative_error(const at::Tensor& a, const at::Tensor& b) {
       .item<double>();
 }
 
-// pytorch-grad-cam 1.5.5 and Captum 0.8.0 on seeded torchvision models in float64
+// pytorch-grad-cam 1.5.5 and Captum 0.8.0 on seeded torchvision models
 // (tests/python/make_cam_fixtures.py, tests/fixtures/cam/README.md): raw maps at the layer's
-// resolution after ReLU. Score-CAM and Ablation-CAM are float32 in pytorch-grad-cam.
+// resolution after ReLU. Every comparison runs in float64: kernel-independent. A float32 run of
+// these random deep networks depends on the CPU's kernels (oneDNN's AVX-512 convolutions put
+// LayerCAM at features.13 3.3e-3 of the maximum away: ReLU inputs within rounding of zero
+// flip). Tolerances: 1e-6 of the maximum (measured <= 4e-8: the fixtures are read as float32);
+// where pytorch-grad-cam rounds to float32, what float64 needs against it (README): Score-CAM
+// 1e-6 (1.8e-7 measured), Ablation-CAM 1e-5 (1.0e-6 on resnet18, 3.5e-7 on vgg11_bn).
 TEST(Cam, MatchesPytorchGradCamAndCaptum) {
   const auto x = cam_fixture("input_x");
   struct Case {
@@ -236,45 +241,45 @@ TEST(Cam, MatchesPytorchGradCamAndCaptum) {
                              cam_fixture(c.prefix + "captum_layergradcam")),
               1e-6)
         << c.arch;
-    if (c.arch == "resnet18") {  // after layer4 only avgpool and fc run: cheap in float64
-      EXPECT_LT(relative_error(make_method("ablation-cam", {{"layer", c.layer}})
-                                   ->attribute(*model, x, t),
-                               cam_fixture(c.prefix + "ablationcam_raw")),
-                1e-5);
+    // Ablation-CAM: pytorch-grad-cam's weights are float32 differences (README: float64 is
+    // 1.0e-6 / 3.0e-7 away on resnet18 / vgg11_bn_t4). All 512 ablations in one pass: VGG's
+    // classifier weights (822 MB in float64) are then read once.
+    EXPECT_LT(relative_error(make_method("ablation-cam", {{"layer", c.layer}, {"batch", "512"}})
+                                 ->attribute(*model, x, t),
+                             cam_fixture(c.prefix + "ablationcam_raw")),
+              1e-5)
+        << c.arch;
+    if (c.arch == "vgg11_bn") {
+      // LayerCAM at features.13 (a float64 fixture) on the same model, class 3.
+      EXPECT_LT(relative_error(make_method("layer-cam", {{"layer", "features.13"}})
+                                   ->attribute(*model, x, Target::class_logit(3)),
+                               cam_fixture("vgg11_bn_layercam_f13_raw")),
+                1e-6);
+      continue;
     }
+    // ResNet18, class 3: Eigen-CAM (class-independent; compared up to the SVD's sign, which
+    // cnnvis fixes by its own rule; the fixture is the float64 projection rounded to float32)
+    // and Score-CAM's softmax-logit variant (512 masked forward passes; the fixture rounds the
+    // scores to float32: float64 is 1.7e-7 away).
+    const auto eigen = make_method("eigen-cam", {{"layer", "layer4"}})->attribute(*model, x, t);
+    const auto projection = cam_fixture("resnet18_eigencam_projection");
+    EXPECT_LT(std::min(relative_error(eigen, torch::relu(projection)),
+                       relative_error(eigen, torch::relu(-projection))),
+              1e-6);
+    EXPECT_LT(relative_error(make_method("score-cam", {{"layer", "layer4"},
+                                                       {"weighting", "softmax-logit"},
+                                                       {"batch", "64"}})
+                                 ->attribute(*model, x, t),
+                             cam_fixture("resnet18_scorecam_raw")),
+              1e-6);
   }
-  // Eigen-CAM (class-independent; compared up to the SVD's sign, which cnnvis fixes by its own
-  // rule) and Score-CAM's softmax-logit variant (512 masked forward passes: float32, as
-  // pytorch-grad-cam computes it) on ResNet18, class 3.
-  auto model = make_model("resnet18");
-  randomize_weights(*model, 1234);
-  const auto t = Target::class_logit(3);
-  const auto x32 = x.to(torch::kFloat);
-  const auto eigen = make_method("eigen-cam", {{"layer", "layer4"}})->attribute(*model, x32, t);
-  const auto projection = cam_fixture("resnet18_eigencam_projection");
-  EXPECT_LT(std::min(relative_error(eigen, torch::relu(projection)),
-                     relative_error(eigen, torch::relu(-projection))),
-            1e-4);
-  EXPECT_LT(relative_error(make_method("score-cam", {{"layer", "layer4"},
-                                                     {"weighting", "softmax-logit"}})
-                               ->attribute(*model, x32, t),
-                           cam_fixture("resnet18_scorecam_raw")),
-            1e-4);
-  auto vgg = make_model("vgg11_bn");
-  randomize_weights(*vgg, 1234);
-  EXPECT_LT(relative_error(make_method("layer-cam", {{"layer", "features.13"}})
-                               ->attribute(*vgg, x32, t),
-                           cam_fixture("vgg11_bn_layercam_f13_raw")),
-            1e-4);
-  EXPECT_LT(relative_error(make_method("ablation-cam", {{"layer", "features.27"}})
-                               ->attribute(*vgg, x32, Target::class_logit(4)),
-                           cam_fixture("vgg11_bn_t4_ablationcam_raw")),
-            1e-4);
 }
 
 // Grad-CAM points at the object on 100 held-out demo scenes (random maps: 0.22), as the issue
 // asks: >= 0.95 (measured 1.00 with the committed average-pooling weights; the earlier
-// max-pooling demo model scored 0.85, its maps peaking in crescents' bays).
+// max-pooling demo model scored 0.85, its maps peaking in crescents' bays). float32, with a
+// criterion robust to its rounding: 1.00 under every kernel setting of `scripts/test.sh
+// --kernels`, and 6 of the 100 maps' maxima would have to move out of their objects to fail.
 TEST(Cam, GradCamPointingGameOnTheDemoModel) {
   auto model = make_model("demo");
   load_weights(*model, demo::demo_weights_path());

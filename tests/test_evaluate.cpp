@@ -174,11 +174,26 @@ TEST(Evaluate, MaskMapBeatsRandomMapOnDeletionAndInsertion) {
   EXPECT_GT(deletion_curve(model, x, 0, 1 - mask, options).auc, del_random.auc);
 }
 
-// Curve end points on the demo model: nothing changed yet / everything changed.
-TEST(Evaluate, CurvesStartAtTheInputAndEndAtTheSubstrate) {
+// The trained demo model in float64 (evaluate() itself normalizes images to float32, so a
+// MapFn casts them): thresholds on it do not depend on the CPU's kernels.
+std::unique_ptr<Model> trained_demo_float64() {
   auto model = trained_demo();
+  model->module().to(torch::kDouble);
+  return model;
+}
+
+MapFn in_float64(Model& model64, MapFn maps) {
+  return [&model64, maps](Model&, const at::Tensor& x, const std::vector<int64_t>& targets) {
+    return maps(model64, x.to(torch::kDouble), targets);
+  };
+}
+
+// Curve end points on the demo model: nothing changed yet / everything changed. float64:
+// kernel-independent (the curve's batches and the single images below have other sizes).
+TEST(Evaluate, CurvesStartAtTheInputAndEndAtTheSubstrate) {
+  auto model = trained_demo_float64();
   const auto set = demo_evaluation_set(1, demo::kDemoSize);
-  const auto x = normalize(set.images, demo::demo_preprocess());
+  const auto x = normalize(set.images, demo::demo_preprocess()).to(torch::kDouble);
   const int64_t t = set.targets[0];
   auto prob = [&](const at::Tensor& input) {
     return torch::softmax(model->forward(input).output.to(torch::kDouble), 1)[0][t].item<double>();
@@ -225,7 +240,11 @@ TEST(Evaluate, LayerGroupsJoinBatchNormToItsConvolutionAndRandomizationRestores)
 }
 
 // Vanilla backprop on the trained demo model points at the object far more often than a random
-// map, and its insertion curve is higher (the done-when of the evaluate command).
+// map, and its insertion curve is higher (the done-when of the evaluate command). The run in
+// float32 (curves, cascade) is held to criteria with margins float32 rounding cannot cross
+// (measured under every kernel setting: insertion AUC 0.74 vs 0.28, energy 0.24 vs 0.07,
+// cascade correlation 0.67 < 0.99); the pointing game, 13 of 16 against >= 0.8 where one
+// image's maximum moving would fail it, runs in float64: kernel-independent.
 TEST(Evaluate, VanillaOnTheDemoModelBeatsARandomMap) {
   auto model = trained_demo();
   const auto set = demo_evaluation_set(16, demo::kDemoSize);
@@ -246,10 +265,8 @@ TEST(Evaluate, VanillaOnTheDemoModelBeatsARandomMap) {
   EXPECT_GT(calls, 0);
   EXPECT_EQ(vanilla.images, 16);
   EXPECT_EQ(vanilla.hits.size(), 16u);
-  EXPECT_GT(vanilla.pointing, random.pointing + 0.3);
-  EXPECT_GE(vanilla.pointing, 0.8);
-  EXPECT_GT(vanilla.insertion_auc, random.insertion_auc);
-  EXPECT_GT(vanilla.energy, random.energy);
+  EXPECT_GT(vanilla.insertion_auc, random.insertion_auc + 0.2);
+  EXPECT_GT(vanilla.energy, random.energy + 0.1);
   EXPECT_EQ(vanilla.cascade_layers, (std::vector<std::string>{"classifier.2", "classifier.0"}));
   EXPECT_EQ(vanilla.cascade_correlation.size(), 2u);
   EXPECT_LT(vanilla.cascade_correlation[1], 0.99);
@@ -257,6 +274,13 @@ TEST(Evaluate, VanillaOnTheDemoModelBeatsARandomMap) {
   // The random baseline depends on the image only, so it is reproducible.
   const auto again = evaluate(*model, "random", random_maps(0), set, options);
   EXPECT_EQ(again.hits, random.hits);
+  // The pointing game from float64 maps (the curves are not what this checks).
+  auto model64 = trained_demo_float64();
+  options.curve = {1, 2};
+  const auto pointing =
+      evaluate(*model, "vanilla", in_float64(*model64, method_maps(info, *method)), set, options);
+  EXPECT_GT(pointing.pointing, random.pointing + 0.3);
+  EXPECT_GE(pointing.pointing, 0.8);
 }
 
 TEST(Evaluate, FolderSetReadsMasksAndClassesFromFileNames) {

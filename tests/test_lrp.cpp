@@ -137,6 +137,48 @@ TEST(Lrp, EveryRuleByHandOnOneLayer) {
   EXPECT_THROW(net.relevance("winner"), Error);  // a pooling rule on a convolution
 }
 
+// z-box's bounds given in normalized space (zennit's EpsilonGammaBox(low, high)): the bounds
+// that mean 0 / std 1 imply (l = 0, h = 1) give the same relevance, others the hand-computed
+// x W - l W+ - h W- (the bias cancels).
+TEST(Lrp, ZBoxBoundsGivenAsLowAndHigh) {
+  OneLayer net;
+  const double R = 3.5;
+  LrpOptions implied;
+  implied.low = std::array<double, 3>{0, 0, 0};
+  implied.high = std::array<double, 3>{1, 1, 1};
+  EXPECT_TRUE(torch::equal(net.relevance("z-box", implied), net.relevance("z-box")));
+  // Scalars l = -1, h = 2: (2, -2, 3) + (1, 0, 3) + (0, 4, 0) = (3, 2, 6), sum 11.
+  LrpOptions wide;
+  wide.low = std::array<double, 3>{-1, -1, -1};
+  wide.high = std::array<double, 3>{2, 2, 2};
+  expect_values(net.relevance("z-box", wide), {3 * R / 11, 2 * R / 11, 6 * R / 11}, 1e-6);
+  // Per channel, through the method's options: l = (-1, 0, -2), h = (1, 3, 1):
+  // (2 + 1, -2 + 6, 3 + 6) = (3, 4, 9), sum 16.
+  const auto x = torch::tensor({2.0, 1.0, 1.0}, torch::kDouble).reshape({1, 3, 1, 1});
+  auto by_options = [&](const MethodParams& params) {
+    return make_method("lrp", params)->attribute(*net.model, x, Target::class_logit(0)).flatten();
+  };
+  expect_values(by_options({{"rule", "conv=z-box"}, {"low", "-1,0,-2"}, {"high", "1,3,1"}}),
+                {3 * R / 16, 4 * R / 16, 9 * R / 16}, 1e-6);
+  expect_values(by_options({{"rule", "conv=z-box"}, {"low", "-1"}, {"high", "2"}}),
+                {3 * R / 11, 2 * R / 11, 6 * R / 11}, 1e-6);
+  // Only one bound given: the other comes from mean / std (here l = 0 from mean 0, std 1):
+  // (2, -2, 3) + (0, 4, 0) = (2, 2, 3), sum 7.
+  expect_values(by_options({{"rule", "conv=z-box"}, {"mean", "0,0,0"}, {"std", "1,1,1"},
+                            {"high", "2"}}),
+                {2 * R / 7, 2 * R / 7, 3 * R / 7}, 1e-6);
+  using testing::expect_error;
+  expect_error([] { make_method("lrp", {{"low", "-3x"}}); }, "lrp option low=-3x: expected");
+  expect_error([] { make_method("lrp", {{"high", "1,2"}}); }, "R,G,B");
+  expect_error([] { make_method("lrp", {{"high", "nan"}}); }, "finite");
+  expect_error([&] { by_options({{"low", "1"}, {"high", "0,2,2"}}); },
+               "channel 0 has the z-box bounds low 1, high 0");
+  LrpOptions empty_box;  // through the C++ API: refused before the walk
+  empty_box.low = std::array<double, 3>{0, 0, 0};
+  empty_box.high = std::array<double, 3>{1, 0, 1};
+  expect_error([&] { net.relevance("z-box", empty_box); }, "channel 1 has the z-box bounds");
+}
+
 // LRP-0 everywhere (and exact proportional splits) equals gradient x input on ReLU networks:
 // R / z at every layer is the gradient there. This also checks each zoo graph against the
 // model's own forward, BatchNorm merging and the residual split.

@@ -270,9 +270,10 @@ TEST(Synthesis, RedirectedReluMovesADeadNeuron) {
   o.scale = 0;
   o.redirected_relu_steps = 0;
   const auto target = neuron_target("features.10", {2});
-  const auto plain = synthesize(*model, target, 1, o);
-  ASSERT_EQ(plain.initial_score.item<double>(), 0.0);
-  EXPECT_EQ(plain.final_score.item<double>(), 0.0);
+  // Without the redirection the first step finds an exactly zero gradient and leaves the
+  // image unchanged: synthesis says so instead of returning the start image.
+  testing::expect_error([&] { synthesize(*model, target, 1, o); },
+                        "is exactly zero at the start image (image 0 of 1)");
   o.redirected_relu_steps = 16;
   const auto redirected = synthesize(*model, target, 1, o);
   EXPECT_EQ(redirected.initial_score.item<double>(), 0.0);
@@ -312,6 +313,41 @@ TEST(Synthesis, DiversityMakesTheBatchDiffer) {
   o.diversity = 10;
   const double diverse = similarity(synthesize(*model, target, 3, o).image);
   EXPECT_LT(diverse, plain - 0.05) << plain << " -> " << diverse;
+}
+
+// torchvision's VGG initialization has zero biases: from the gray start (the mean colour, 0 in
+// normalized space) every ReLU input is exactly 0, so the gradient is exactly zero and no step
+// could move the image. Class synthesis says so (and what to do); a noise start moves.
+TEST(Synthesis, ZeroGradientAtTheStartIsAnError) {
+  testing::TinyNet model;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& item : model.module().named_parameters()) {
+      if (item.key().find("bias") != std::string::npos) item.value().zero_();
+    }
+  }
+  auto o = class_model_preset("none");
+  o.size = 8;
+  o.steps = 20;
+  o.clamp_pixels = false;
+  try {
+    synthesize(model, class_log_probability_target({1}), 1, o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(msg.find("exactly zero at the start image"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("--init noise"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  o.init = "noise";
+  const auto r = synthesize(model, class_log_probability_target({1}), 1, o);
+  EXPECT_GT(r.final_score[0].item<double>(), r.initial_score[0].item<double>() + 0.1);
+  // A start with biases (TinyNet's own) is no critical point.
+  testing::TinyNet biased;
+  o.init = "gray";
+  const auto b = synthesize(biased, class_log_probability_target({1}), 1, o);
+  EXPECT_GT(b.final_score[0].item<double>(), b.initial_score[0].item<double>());
 }
 
 TEST(Synthesis, ClearErrors) {

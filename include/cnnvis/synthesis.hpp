@@ -90,7 +90,8 @@ struct SynthesisOptions {
   uint64_t seed = 0;
   // The start image: "uniform" (pixels uniform in [150, 180] / 255, as the classic collection's
   // filter visualization), "noise" (the mean colour plus N(0, 0.1^2) in pixel space) or "gray"
-  // (the mean colour).
+  // (the mean colour: exactly 0 in normalized space; on a network with zero biases a critical
+  // point, see synthesize()).
   std::string init = "uniform";
   std::array<double, 3> mean{0.485, 0.456, 0.406};  // the input's normalization
   std::array<double, 3> std{0.229, 0.224, 0.225};
@@ -113,7 +114,9 @@ struct SynthesisResult {
 // Maximizes target.score(...) of a batch of `count` images made from options.init, or of
 // `start` ([N, 3, H, W], normalized) if defined. Throws cnnvis::Error (invalid argument) for
 // steps < 1, a size the network cannot take, a bad option value, or a target layer/filter that
-// does not exist.
+// does not exist; and, without transforms, when the first step finds an image's gradient
+// exactly zero and leaves the image unchanged (a critical point, e.g. the gray start on a
+// network with zero biases: no later step could move it either).
 SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
                            const SynthesisOptions& options, const at::Tensor& start = {});
 

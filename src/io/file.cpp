@@ -40,7 +40,8 @@ const char* file_kind(mode_t mode) {
 }
 
 Error not_regular(const std::string& path, const std::string& what, mode_t mode) {
-  return Error(path + ": is " + file_kind(mode) + ", not a " + what +
+  const bool vowel = !what.empty() && std::strchr("aeiou", what[0]) != nullptr;
+  return Error(path + ": is " + file_kind(mode) + ", not " + (vowel ? "an " : "a ") + what +
                "; give the path of a regular file");
 }
 

@@ -95,6 +95,24 @@ using Derive = std::function<Tensor(const std::string& tag, const std::function<
 
 Tensor no_cache(const std::string&, const std::function<Tensor()>& make) { return make(); }
 
+// z-box's bounds per channel in normalized space: `low` / `high` if given, else the normalized
+// pixels 0 and 1. Throws cnnvis::Error unless every bound is finite and low < high.
+std::pair<std::array<double, 3>, std::array<double, 3>> zbox_bounds(const LrpOptions& o) {
+  std::array<double, 3> low{}, high{};
+  for (int c = 0; c < 3; ++c) {
+    low[c] = o.low ? (*o.low)[c] : (0.0 - o.mean[c]) / o.std[c];
+    high[c] = o.high ? (*o.high)[c] : (1.0 - o.mean[c]) / o.std[c];
+    if (!std::isfinite(low[c]) || !std::isfinite(high[c]) || !(low[c] < high[c])) {
+      std::ostringstream m;
+      m << "lrp options low/high: channel " << c << " has the z-box bounds low " << low[c]
+        << ", high " << high[c] << (o.low || o.high ? "" : " (from mean and std)")
+        << "; expected finite bounds with low < high (normalized space, e.g. low=-3 high=3)";
+      throw usage_error(m.str());
+    }
+  }
+  return {low, high};
+}
+
 // Applies `rule` to a layer with input a and output relevance R.
 // z_known: the layer's output f(a; W, b) if the forward pass already has it (else undefined).
 Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const Tensor& a,
@@ -140,12 +158,13 @@ Tensor apply_rule(const LrpRule& rule, const LayerFn& f, const Params& p, const 
                           "applies to the first layer only; got an input of shape " +
                           c10::str(a.sizes()) + "; use another rule for this layer");
       }
-      auto bound = [&](double pixel) {
+      const auto [lo, hi] = zbox_bounds(options);
+      auto bound = [&](const std::array<double, 3>& v) {
         auto t = torch::empty({1, 3, 1, 1}, a.options());
-        for (int c = 0; c < 3; ++c) t[0][c] = (pixel - options.mean[c]) / options.std[c];
+        for (int c = 0; c < 3; ++c) t[0][c] = v[c];
         return t.expand_as(a).contiguous();
       };
-      const auto low = bound(0.0), high = bound(1.0);
+      const auto low = bound(lo), high = bound(hi);
       const auto t0 = evaluate(f, a, p.weight, p.bias);
       const auto t1 = evaluate(f, low, derive("w+", [&] { return p.weight.clamp_min(0); }),
                                clamp_min0(p.bias));
@@ -286,6 +305,7 @@ class Walker {
                                                              lrp_composites(), 2)) +
                         " (known: " + detail::join(lrp_composites()) + ")");
     }
+    if (options_.low || options_.high) zbox_bounds(options_);  // fail before any work
     classic_ = options_.composite == "classic";
     epsilon_ = options_.epsilon.value_or(classic_ ? 1e-9 : 1e-6);
     gamma_ = options_.gamma.value_or(classic_ ? 0.05 : 0.25);
@@ -922,6 +942,33 @@ ParsedLrp read_lrp_options(const MethodParams& params) {
   p.options.layer = r.text("layer", "");
   p.options.mean = r.triple("mean", p.options.mean);
   p.options.std = r.triple("std", p.options.std);
+  // z-box's bounds, normalized space: one number for every channel or R,G,B.
+  auto bounds = [&](const std::string& key) -> std::optional<std::array<double, 3>> {
+    const std::string text = r.text(key, "");
+    if (text.empty()) return std::nullopt;
+    std::array<double, 3> v{};
+    bool ok = parse_rgb(text, v);
+    if (!ok) {
+      try {
+        size_t used = 0;
+        v.fill(std::stod(text, &used));
+        ok = used == text.size();
+      } catch (const std::exception&) {
+        ok = false;
+      }
+    }
+    for (double x : v) ok = ok && std::isfinite(x);
+    if (!ok) {
+      throw usage_error("lrp option " + key + "=" + text +
+                        ": expected a finite number or three comma-separated numbers R,G,B "
+                        "(z-box's bound in normalized space, e.g. " + key + "=" +
+                        (key == "low" ? "-3" : "3") + ")");
+    }
+    return v;
+  };
+  p.options.low = bounds("low");
+  p.options.high = bounds("high");
+  if (p.options.low || p.options.high) zbox_bounds(p.options);  // low < high per channel
   p.colormap = parse_colormap(r.text("colormap", "seismic"));
   r.finish();
   return p;
@@ -952,6 +999,10 @@ MethodInfo lrp_method_info() {
       {"layer", "input", "read the relevance at this layer's output (see cnnvis layers)"},
       {"mean", "0.485,0.456,0.406", "the input's normalization (z-box bounds)"},
       {"std", "0.229,0.224,0.225", "the input's normalization (z-box bounds)"},
+      {"low", "(0 - mean) / std",
+       "z-box's lower bound in normalized space: a number or R,G,B (zennit's low)"},
+      {"high", "(1 - mean) / std",
+       "z-box's upper bound in normalized space: a number or R,G,B (zennit's high)"},
       {"colormap", "seismic", "heatmap colours (seismic, bwr: centred on zero)"},
   };
   info.views = lrp_views(Colormap::kSeismic, false);

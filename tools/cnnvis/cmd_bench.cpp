@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -70,19 +71,25 @@ void run_bench(const BenchOptions& o) {
   if (!o.vs.empty()) {
     std::string other_name;
     vs_count = split_name_number(o.vs, other_name);
-    if (vs_count < 1) {
-      throw usage_error("--vs: expected METHOD:COUNT with COUNT >= 1 (e.g. vanilla:50), got '" +
-                        o.vs + "'");
+    if (vs_count < 1 || vs_count > 100000) {
+      throw usage_error("--vs: expected METHOD:COUNT with COUNT from 1 to 100000 (e.g. "
+                        "vanilla:50), got '" + o.vs + "'");
     }
     other_info = &find_method(other_name);
     other = other_info->make({});
   }
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
+  if (!o.image.empty() && !std::filesystem::exists(o.image)) {
+    throw usage_error("--image " + o.image + ": no such file");
+  }
+  torch::Tensor picture;
+  if (!o.image.empty()) picture = load_resized(o.image, pre);
   auto model = load_model(o.model);
+  check_model_input(*model, input_side(pre), side_option(pre), std::max(o.batch, o.ref_batch));
   const torch::Device device(device_string(o.model));
   torch::Tensor x;
   if (!o.image.empty()) {
-    x = load_input(o.image, pre);
+    x = normalize(picture, pre).unsqueeze(0);
   } else {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
     const int64_t side = pre.resize > 0 ? pre.crop : pre.size;
@@ -175,13 +182,20 @@ void setup_bench(CLI::App& app) {
   sub->add_option("method", o->method, "method name (see `cnnvis list`)")->required();
   add_model_options(*sub, o->model);
   sub->add_option("--image,-i", o->image, "input image (default: seeded random input)");
-  sub->add_option("--batch", o->batch, "images per batch")->capture_default_str();
-  sub->add_option("--repeat", o->repeat, "timed runs after one warm-up")->capture_default_str();
-  sub->add_option("--target", o->target, "class index")->capture_default_str();
+  sub->add_option("--batch", o->batch, "images per batch")
+      ->capture_default_str()
+      ->check(integer_range(1, 4096));
+  sub->add_option("--repeat", o->repeat, "timed runs after one warm-up")
+      ->capture_default_str()
+      ->check(integer_range(1, 100000));
+  sub->add_option("--target", o->target, "class index")
+      ->capture_default_str()
+      ->check(integer_range(0));
   sub->add_option("--option", o->params, "method option KEY=VALUE; `--KEY VALUE` works too");
   sub->add_option("--ref-batch", o->ref_batch,
                   "also time a batched forward pass of this many images (per-image time: the "
-                  "throughput reference of perturbation methods)");
+                  "throughput reference of perturbation methods)")
+      ->check(integer_range(1, 4096));
   sub->add_option("--vs", o->vs,
                   "METHOD:COUNT: also time COUNT runs of METHOD (default options), alternating\n"
                   "with the method's runs, and report the ratio (median_ms is per run of METHOD),\n"

@@ -230,25 +230,82 @@ json run_synthesis(Model& model, const std::vector<torch::Tensor>& inputs,
   return sections;
 }
 
+// The gallery's pictures are written into a hidden staging folder inside --out and moved into
+// place only when every one of them is done; gallery.json and the pages follow. A failure part
+// way (a method running out of memory, a full disk) leaves the previous gallery, or none, as it
+// was: never pictures without their page. The staging folder (and a --out folder this run
+// created) is removed on failure.
+class Staging {
+ public:
+  explicit Staging(const fs::path& out) : out_(out) {
+    std::error_code ec;
+    for (fs::path p = out; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+      created_.push_back(p);  // leaf first
+      if (p == p.parent_path()) break;
+    }
+    prepare_out_dir(out.string());
+    dir_ = out / (".cnnvis-partial-" + std::to_string(getpid()));
+    fs::remove_all(dir_, ec);
+    fs::create_directories(dir_ / "images", ec);
+    if (ec) throw Error("--out " + out.string() + ": cannot write into it (" + ec.message() + ")");
+  }
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+  ~Staging() {
+    if (committed_) return;
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    for (const auto& p : created_) fs::remove(p, ec);  // only while empty
+  }
+  const fs::path& dir() const { return dir_; }
+  // Moves every staged file to its place in --out (renames in one file system).
+  void commit() {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::recursive_directory_iterator(dir_)) {
+      if (entry.is_regular_file()) files.push_back(entry.path());
+    }
+    for (const auto& file : files) {
+      const fs::path target = out_ / fs::relative(file, dir_);
+      fs::create_directories(target.parent_path());
+      fs::rename(file, target);
+    }
+    fs::remove_all(dir_);
+    committed_ = true;
+  }
+
+ private:
+  fs::path out_, dir_;
+  std::vector<fs::path> created_;
+  bool committed_ = false;
+};
+
 void run_demo(const DemoOptions& o, const std::string& command_line) {
   const auto method_names = parse_method_list(o.methods, "--methods");
+  if (o.synthesis != "on" && o.synthesis != "off" && o.synthesis != "auto") {
+    throw usage_error("--synthesis " + o.synthesis + ": expected on, off or auto");
+  }
   const std::string folder =
       !o.images.empty() ? o.images
                         : demo::data_path(o.model.arch == "demo" ? "scenes" : "images");
   const auto paths = list_images(folder);
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
+  check_out_dir(o.out);
   std::vector<std::unique_ptr<Method>> instances;
   for (const auto& name : method_names) instances.push_back(make_method(name));
+  // Every image is read before the model loads and before anything is written: one bad file
+  // fails the command at once, naming it, with no gallery touched.
+  std::vector<torch::Tensor> pictures;
+  for (const auto& path : paths) pictures.push_back(load_resized(path.string(), pre));
   auto model = load_model(o.model);
-  prepare_out_dir(o.out);
-  fs::create_directories(fs::path(o.out) / "images");
+  check_model_input(*model, input_side(pre), side_option(pre));
   const torch::Device device(device_string(o.model));
   const auto names = model->class_names();
+  const int64_t fixed_target =
+      o.target.empty() ? -1 : resolve_class(o.target, names, model->num_classes());
   const bool tty = isatty(fileno(stderr));
+  Staging staging(o.out);
+  const fs::path stage = staging.dir();
 
-  if (o.synthesis != "on" && o.synthesis != "off" && o.synthesis != "auto") {
-    throw usage_error("--synthesis " + o.synthesis + ": expected on, off or auto");
-  }
   std::vector<double> total_ms(method_names.size(), 0.0);
   std::vector<torch::Tensor> inputs;
   std::vector<std::string> stems;
@@ -258,20 +315,19 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
             << " image(s) from " << folder << " with " << model->name() << "\n";
   for (size_t i = 0; i < paths.size(); ++i) {
     const auto& path = paths[i];
-    const auto rgb = resize_image(load_image(path.string()), pre);
+    const auto& rgb = pictures[i];
     const auto x = normalize(rgb, pre).unsqueeze(0).to(device);
     torch::Tensor probs;
     {
       torch::InferenceMode guard;
       probs = torch::softmax(model->forward(x).output.to(torch::kCPU, torch::kDouble), 1)[0];
     }
-    const int64_t target = o.target.empty() ? probs.argmax().item<int64_t>()
-                                            : resolve_class(o.target, names, model->num_classes());
+    const int64_t target = fixed_target >= 0 ? fixed_target : probs.argmax().item<int64_t>();
     const std::string stem = safe_stem(path, taken);
     inputs.push_back(x);
     stems.push_back(stem);
     const std::string input_file = "images/" + stem + ".png";
-    save_png((fs::path(o.out) / input_file).string(), rgb);
+    save_png((stage / input_file).string(), rgb);
     std::string timing;
     for (size_t m = 0; m < method_names.size(); ++m) {
       const MethodInfo& info = find_method(method_names[m]);
@@ -288,7 +344,7 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
       total_ms[m] += ms;
       timing += " " + info.name + " " + std::to_string(static_cast<int64_t>(ms + 0.5)) + " ms";
       for (const auto& view : method_views(info, {})) {
-        save_png((fs::path(o.out) / gallery_picture(stem, info.name, view.name)).string(),
+        save_png((stage / gallery_picture(stem, info.name, view.name)).string(),
                  render_view(view, result, 0, rgb));
       }
     }
@@ -321,7 +377,7 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
   }
   const bool synthesis =
       o.synthesis == "on" || (o.synthesis == "auto" && model->name() == "demo");
-  const json synthesis_json = synthesis ? run_synthesis(*model, inputs, stems, pre, o.out)
+  const json synthesis_json = synthesis ? run_synthesis(*model, inputs, stems, pre, stage.string())
                                         : json::array();
   const json gallery = {{"model", model->name()},
                         {"weights", o.model.weights},
@@ -332,6 +388,7 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
                         {"images", images},
                         {"methods", methods_json},
                         {"synthesis", synthesis_json}};
+  staging.commit();
   write_file_atomic((fs::path(o.out) / "gallery.json").string(), gallery.dump(1) + "\n");
   write_gallery_pages(o.out);
   std::cout << "wrote " << (fs::path(o.out) / "index.html").string() << " (" << paths.size()

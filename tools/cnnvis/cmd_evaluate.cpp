@@ -99,6 +99,29 @@ void run_evaluate(const EvaluateCliOptions& o) {
     }
   }
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
+  if (o.images.empty()) {
+    // The held-out demo scenes are drawn at --size (make_scenes: 96..224 px).
+    if (pre.resize > 0) {
+      throw usage_error("--resize/--crop: the held-out demo scenes are drawn at --size; use "
+                        "--size, or --images for a folder of your own");
+    }
+    if (pre.size < 96 || pre.size > 224) {
+      throw usage_error("--size " + std::to_string(pre.size) + ": the held-out demo scenes are "
+                        "drawn at 96 to 224 pixels; use --images for other sizes");
+    }
+    const double bytes = 16.0 * static_cast<double>(o.count * pre.size * pre.size);
+    const int64_t available = available_memory();
+    if (available >= 0 && bytes > static_cast<double>(available)) {
+      throw usage_error("--count " + std::to_string(o.count) + ": the scenes and masks need "
+                        "about " + format_bytes(bytes) + ", " +
+                        format_bytes(static_cast<double>(available)) +
+                        " are available; use a smaller --count");
+    }
+  }
+  if (!o.gallery.empty()) check_out_dir(o.gallery, "--gallery");
+  if (!o.json_path.empty() && fs::is_directory(o.json_path)) {
+    throw usage_error("--json " + o.json_path + ": is a folder; name a file");
+  }
   const auto params = method_options(o.options, method_names);
   std::vector<std::unique_ptr<Method>> instances;
   for (const auto& name : method_names) {
@@ -106,6 +129,7 @@ void run_evaluate(const EvaluateCliOptions& o) {
     instances.push_back(make_method(name, it == params.end() ? MethodParams{} : it->second));
   }
   auto model = load_model(o.model);
+  check_model_input(*model, input_side(pre), side_option(pre), o.batch);
 
   eval::EvaluationSet set;
   std::string set_name;
@@ -239,24 +263,32 @@ void setup_evaluate(CLI::App& app) {
                   "stem's last _part if it names one, else the top-1; default: held-out demo "
                   "scenes (demo model only)");
   sub->add_option("--count", o->count, "held-out demo scenes when no --images")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_range(1, 100000));
   sub->add_option("--methods", o->methods,
                   "comma-separated methods (see `cnnvis list`); default: all");
   sub->add_option("--steps", o->steps, "deletion/insertion steps (curve points - 1)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_range(1, 10000));
   sub->add_option("--margin", o->margin,
-                  "pointing-game tolerance in pixels; default 15 px at 224 px, scaled");
-  sub->add_option("--batch", o->batch, "images per method call")->capture_default_str();
+                  "pointing-game tolerance in pixels; default 15 px at 224 px, scaled")
+      ->check(number_range(0, static_cast<double>(kMaxSide)));
+  sub->add_option("--batch", o->batch, "images per method call")
+      ->capture_default_str()
+      ->check(integer_range(1, 4096));
   sub->add_option("--cascade", o->cascade,
                   "randomize only this many layers from the top (0: all, down to the first)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_range(0));
   sub->add_option("--sanity-images", o->sanity_images,
                   "run the randomization on the first N images (0: all)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_range(0));
   sub->add_flag("--no-sanity", o->no_sanity, "skip the cascading randomization");
   sub->add_flag("--no-baselines", o->no_baselines, "leave out the random and centre baselines");
   sub->add_option("--seed", o->seed, "seed of the random baseline and the re-initialization")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_range(0));
   sub->add_option("--option", o->options,
                   "a method's option METHOD.KEY=VALUE, e.g. grad-cam.layer=features.14");
   sub->add_option("--json", o->json_path, "also write every number (per image too) as JSON");

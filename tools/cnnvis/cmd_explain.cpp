@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
@@ -87,16 +88,26 @@ void run_explain(const ExplainOptions& o) {
   auto method = info.make(params);
   const auto views = method_views(info, params);
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
-  // Check every input before the (slow) model load, so a typo fails fast.
+  check_out_dir(o.out);
+  // Check every input before the (slow) model load, so a typo fails fast, and read every image
+  // before the first file is written: a bad image among several leaves no file behind.
   for (const auto& image : o.images) {
     if (!fs::exists(image)) throw usage_error("--image " + image + ": no such file");
   }
+  std::vector<torch::Tensor> pictures;
+  for (const auto& image : o.images) pictures.push_back(load_resized(image, pre));
   auto model = load_model(o.model);
-  prepare_out_dir(o.out);
+  check_model_input(*model, input_side(pre), side_option(pre));
   const torch::Device device(device_string(o.model));
   const auto names = model->class_names();
-  for (const auto& image_path : o.images) {
-    const auto rgb = resize_image(load_image(image_path), pre);
+  // The target is the same for every image (or each image's top-1): check it once, up front.
+  std::optional<Target> unit;
+  int64_t target_class = -1;
+  if (!o.unit.empty()) unit = unit_target(o.unit, o.reduce, *model);
+  if (!o.target.empty()) target_class = resolve_class(o.target, names, model->num_classes());
+  for (size_t i = 0; i < o.images.size(); ++i) {
+    const auto& image_path = o.images[i];
+    const auto& rgb = pictures[i];
     const auto x = normalize(rgb, pre).unsqueeze(0).to(device);
     torch::Tensor logits;
     {
@@ -106,12 +117,11 @@ void run_explain(const ExplainOptions& o) {
     std::cout << image_path << ": top-5 of " << model->name() << "\n";
     print_top5(logits, names);
     Target target = Target::class_logit(0);
-    if (!o.unit.empty()) {
-      target = unit_target(o.unit, o.reduce, *model);
+    if (unit) {
+      target = *unit;
       std::cout << "  explaining the " << target.description() << " with " << info.name << "\n";
     } else {
-      const int64_t c = o.target.empty() ? logits.argmax(1).item<int64_t>()
-                                         : resolve_class(o.target, names, model->num_classes());
+      const int64_t c = target_class >= 0 ? target_class : logits.argmax(1).item<int64_t>();
       target = Target::class_logit(c);
       std::cout << "  explaining class " << c << " (" << class_name(c, names) << ") with "
                 << info.name << "\n";
@@ -124,6 +134,7 @@ void run_explain(const ExplainOptions& o) {
         std::cout << "  " << name << ": " << value[0].item<double>() << "\n";
       }
     }
+    if (i == 0) prepare_out_dir(o.out);  // only now: a failed first image leaves no folder
     const std::string stem = (fs::path(o.out) / fs::path(image_path).stem()).string();
     const std::string prefix = stem + "_" + info.name;
     for (const auto& view : views) {

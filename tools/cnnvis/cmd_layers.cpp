@@ -27,7 +27,7 @@ void setup_layers(CLI::App& app) {
   sub->add_option("--model,-m", o->arch, "architecture")->required();
   sub->add_option("--size", o->size,
                   "input size for the output shapes (default 96 for demo, else 224)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_range(kMinSide, kMaxSide));
   sub->add_option("--layer,-l", o->only, "show only these layers (checks that the names exist)");
   sub->add_option("--lrp", o->lrp,
                   "also show the LRP rule of each layer under this composite, e.g. "
@@ -38,6 +38,7 @@ void setup_layers(CLI::App& app) {
     auto model = make_model(o->arch);  // shapes and sizes need no trained weights
     if (o->size == 0) o->size = o->arch == "demo" ? demo::kDemoSize : 224;
     for (const auto& name : o->only) model->check_layer(name);
+    check_model_input(*model, o->size, "--size");
     std::map<std::string, std::string> lrp_rules;
     if (!o->lrp.empty() || !o->rules.empty()) {
       MethodParams params{{"composite", o->lrp.empty() ? "epsilon-plus-flat" : o->lrp}};

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -50,50 +51,71 @@ struct SynthOptions {
 };
 
 void add_common(CLI::App& sub, SynthOptions& o) {
+  const auto positive = number_range(0, kInfinity, /*min_open=*/true);
+  const auto nonnegative = number_range(0, kInfinity);
   add_model_options(sub, o.model);
-  sub.add_option("--steps", o.steps, "optimization steps (default: the preset's)");
-  sub.add_option("--lr", o.lr, "learning rate (default: the preset's)");
+  sub.add_option("--steps", o.steps, "optimization steps (default: the preset's)")
+      ->check(integer_range(1, 1000000));
+  sub.add_option("--lr", o.lr, "learning rate (default: the preset's)")->check(positive);
   sub.add_option("--optimizer", o.optimizer,
                  "adam, sgd, or normalized (steps of lr * g / mean|g|, Deep Dream's)");
-  sub.add_option("--momentum", o.momentum, "sgd's momentum");
-  sub.add_option("--lr-decay-every", o.lr_decay_every, "multiply lr by --lr-decay every N steps");
-  sub.add_option("--lr-decay", o.lr_decay, "the learning-rate factor (default 0.1)");
-  sub.add_option("--weight-decay", o.weight_decay, "the optimizer's decay of the image");
-  sub.add_option("--l2", o.l2, "penalty l2 * mean(x^2) per image (normalized space)");
-  sub.add_option("--l1", o.l1, "penalty l1 * mean(|x|) per image");
+  sub.add_option("--momentum", o.momentum, "sgd's momentum")
+      ->check(number_range(0, 1, false, /*max_open=*/true));
+  sub.add_option("--lr-decay-every", o.lr_decay_every, "multiply lr by --lr-decay every N steps")
+      ->check(integer_range(0));
+  sub.add_option("--lr-decay", o.lr_decay, "the learning-rate factor (default 0.1)")
+      ->check(number_range(0, 1, /*min_open=*/true));
+  sub.add_option("--weight-decay", o.weight_decay, "the optimizer's decay of the image")
+      ->check(nonnegative);
+  sub.add_option("--l2", o.l2, "penalty l2 * mean(x^2) per image (normalized space)")
+      ->check(nonnegative);
+  sub.add_option("--l1", o.l1, "penalty l1 * mean(|x|) per image")->check(nonnegative);
   sub.add_option("--alpha-weight", o.alpha_weight,
-                 "weight of Mahendran & Vedaldi's alpha-norm sum|u|^alpha / (HW 80^alpha)");
-  sub.add_option("--alpha", o.alpha, "the alpha-norm's exponent (default 6)");
+                 "weight of Mahendran & Vedaldi's alpha-norm sum|u|^alpha / (HW 80^alpha)")
+      ->check(nonnegative);
+  sub.add_option("--alpha", o.alpha, "the alpha-norm's exponent (default 6)")->check(positive);
   sub.add_option("--tv-weight", o.tv_weight,
-                 "weight of the total variation sum(du^2 + dv^2)^(beta/2) / (HW (80/6.5)^beta)");
-  sub.add_option("--beta", o.beta, "the total variation's exponent (default 2)");
-  sub.add_option("--blur-every", o.blur_every, "Gaussian blur every N steps (0: never)");
-  sub.add_option("--blur-sigma", o.blur_sigma, "the blur's sigma in pixels");
+                 "weight of the total variation sum(du^2 + dv^2)^(beta/2) / (HW (80/6.5)^beta)")
+      ->check(nonnegative);
+  sub.add_option("--beta", o.beta, "the total variation's exponent (default 2)")->check(positive);
+  sub.add_option("--blur-every", o.blur_every, "Gaussian blur every N steps (0: never)")
+      ->check(integer_range(0));
+  sub.add_option("--blur-sigma", o.blur_sigma, "the blur's sigma in pixels")
+      ->check(number_range(0, 1000, /*min_open=*/true));
   sub.add_option("--param", o.param,
                  "pixel (optimize the pixels) or fft (lucid: Fourier coefficients with 1/f "
                  "scaling, decorrelated colour, sigmoid)");
   sub.add_flag("--no-decorrelate", o.no_decorrelate, "with --param fft: plain RGB channels");
   sub.add_option("--redirected-relu", o.redirected_relu,
                  "lucid's redirected ReLU gradient for the first N steps, so that units that "
-                 "start at 0 can move (default: 16 with --preset lucid, else 0)");
+                 "start at 0 can move (default: 16 with --preset lucid, else 0)")
+      ->check(integer_range(0));
   sub.add_option("--transforms", o.transforms,
                  "standard: lucid's transformation robustness (pad 12, jitter 8, scale 0.1, "
                  "rotate 10); none: no transforms");
-  sub.add_option("--pad", o.pad, "pad the image by N grey pixels before the transforms");
-  sub.add_option("--jitter", o.jitter, "random shift of up to N pixels per step");
-  sub.add_option("--scale", o.scale, "random rescaling by up to this fraction (0.1: 0.9..1.1)");
-  sub.add_option("--rotate", o.rotate, "random rotation by up to N degrees");
+  sub.add_option("--pad", o.pad, "pad the image by N grey pixels before the transforms")
+      ->check(integer_range(0, kMaxSide / 2));
+  sub.add_option("--jitter", o.jitter, "random shift of up to N pixels per step")
+      ->check(integer_range(0, kMaxSide));
+  sub.add_option("--scale", o.scale, "random rescaling by up to this fraction (0.1: 0.9..1.1)")
+      ->check(number_range(0, 1, false, /*max_open=*/true));
+  sub.add_option("--rotate", o.rotate, "random rotation by up to N degrees")
+      ->check(integer_range(0, 180));
   sub.add_option("--init", o.init, "start image: uniform (pixels 150-180), noise or gray");
   sub.add_option("--seed", o.seed, "seed of the start image and the transforms")
-      ->capture_default_str();
-  sub.add_option("--every", o.every, "also write the images every N steps (<name>_stepN.png)");
+      ->capture_default_str()
+      ->check(integer_range(0));
+  sub.add_option("--every", o.every, "also write the images every N steps (<name>_stepN.png)")
+      ->check(integer_range(0));
   sub.add_option("--out,-o", o.out, "output folder (created if missing)")->capture_default_str();
   sub.add_flag("--raw", o.raw, "also write the final images as <name>.npy (normalized space)");
   sub.add_option("--size", o.input.size,
                  "the images' height and width (default 96 for the demo model, else 224)")
-      ->check(CLI::PositiveNumber);
-  sub.add_option("--mean", o.input.mean, "the model's normalization mean R,G,B (default ImageNet's)");
-  sub.add_option("--std", o.input.std, "the model's normalization std R,G,B (default ImageNet's)");
+      ->check(integer_range(kMinSide, kMaxSide));
+  sub.add_option("--mean", o.input.mean, "the model's normalization mean R,G,B (default ImageNet's)")
+      ->check(rgb_triple(false));
+  sub.add_option("--std", o.input.std, "the model's normalization std R,G,B (default ImageNet's)")
+      ->check(rgb_triple(true));
 }
 
 SynthesisOptions with_overrides(SynthesisOptions s, const SynthOptions& o, int64_t size) {
@@ -141,7 +163,15 @@ SynthesisOptions with_overrides(SynthesisOptions s, const SynthOptions& o, int64
 // "0.5,-1,2" or a .npy file -> a 1-d float tensor.
 at::Tensor parse_direction(const std::string& text) {
   if (text.size() > 4 && text.substr(text.size() - 4) == ".npy") {
-    return load_npy(text).reshape({-1}).to(torch::kFloat);
+    if (!fs::exists(text)) throw usage_error("--direction " + text + ": no such file");
+    const auto direction = load_npy(text).reshape({-1}).to(torch::kFloat);
+    if (direction.numel() == 0 || !torch::isfinite(direction).all().item<bool>()) {
+      throw usage_error("--direction " + text + ": expected finite numbers, one per channel");
+    }
+    if (direction.abs().max().item<float>() == 0) {
+      throw usage_error("--direction " + text + ": is all zeros; a direction needs a length");
+    }
+    return direction;
   }
   std::vector<float> values;
   std::istringstream in(text);
@@ -150,13 +180,16 @@ at::Tensor parse_direction(const std::string& text) {
     try {
       size_t used = 0;
       values.push_back(std::stof(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
+      if (used != item.size() || !std::isfinite(values.back())) throw std::invalid_argument(item);
     } catch (const std::exception&) {
       throw usage_error("--direction '" + text +
                         "': expected comma-separated numbers (one per channel) or a .npy file");
     }
   }
   if (values.empty()) throw usage_error("--direction is empty");
+  if (std::all_of(values.begin(), values.end(), [](float v) { return v == 0; })) {
+    throw usage_error("--direction " + text + ": is all zeros; a direction needs a length");
+  }
   return torch::tensor(values);
 }
 
@@ -188,12 +221,16 @@ std::string top_class(Model& model, const at::Tensor& x) {
 
 void run(const SynthOptions& o, const std::string& kind) {
   const Preprocess pre = to_preprocess(o.input, o.model.arch);
+  check_out_dir(o.out);
+  at::Tensor image;  // invert and deep-dream: the input image, read before the model loads
+  if (kind == "invert" || kind == "deep-dream") {
+    image = normalize(load_resized(o.image, pre), pre).unsqueeze(0);
+  }
   auto model = load_model(o.model);
   Target target = Target::class_logit(0);
   SynthesisOptions s;
   std::string stem = model->name();
   std::vector<std::string> names;  // per image, for the file names
-  at::Tensor image;                // invert and deep-dream: the input image
   DeepDreamOptions dream;
   double data_weight = 1;
   if (o.batch < 1) throw usage_error("--batch " + std::to_string(o.batch) + ": expected >= 1");
@@ -214,9 +251,8 @@ void run(const SynthOptions& o, const std::string& kind) {
     throw usage_error("--layer " + o.layer + ": " + kind + " takes one layer");
   }
   for (const auto& l : layers) model->check_layer(l);
-  if (kind == "invert" || kind == "deep-dream") {
-    image = load_input(o.image, pre);
-    if (o.batch != 1) throw usage_error("--batch: " + kind + " works on one image");
+  if ((kind == "invert" || kind == "deep-dream") && o.batch != 1) {
+    throw usage_error("--batch: " + kind + " works on one image");
   }
   auto base = [&](const std::string& fallback) {
     const std::string name = o.preset.empty() ? fallback : o.preset;
@@ -281,6 +317,41 @@ void run(const SynthOptions& o, const std::string& kind) {
       names.push_back(stem + "_" + o.layer + "_filter" + std::to_string(filters[0]) + "_dream");
     }
   }
+  // Sizes and memory, before the first step: the network must take the image, and the batch
+  // (padded and scaled by the transforms) and its snapshots must fit.
+  const auto count = static_cast<int64_t>(names.size());
+  const int64_t per_run = kind == "invert" ? 1 : count;  // invert: one run per layer
+  const int64_t side = image.defined() ? image.size(2) : s.size;
+  check_model_input(*model, side, "--size", per_run);
+  const int64_t padded = side + 2 * s.pad;
+  if (padded > kMaxSide) {
+    throw usage_error("--pad " + std::to_string(s.pad) + ": the padded image would be " +
+                      std::to_string(padded) + " pixels a side, more than " +
+                      std::to_string(kMaxSide) + "; use a smaller --pad or --size");
+  }
+  const auto seen = static_cast<int64_t>(std::ceil(static_cast<double>(padded) * (1 + s.scale)));
+  if (seen > side) {
+    std::ostringstream given;
+    if (s.pad > 0) {
+      given << "--pad " << s.pad;
+    } else {
+      given << "--scale " << s.scale;
+    }
+    check_model_input(*model, seen, s.pad > 0 ? "--pad" : "--size", per_run, given.str());
+  }
+  if (s.every > 0) {
+    const double snapshots = static_cast<double>(s.steps / s.every) *
+                             (kind == "deep-dream" ? dream.octaves : 1);
+    const double bytes = snapshots * static_cast<double>(count * 3 * side * side) * 4;
+    const int64_t available = available_memory();
+    if (available >= 0 && bytes > static_cast<double>(available)) {
+      throw usage_error("--every " + std::to_string(s.every) + ": " +
+                        std::to_string(static_cast<int64_t>(snapshots)) +
+                        " snapshots would need about " + format_bytes(bytes) + ", " +
+                        format_bytes(static_cast<double>(available)) +
+                        " are available; use a larger --every");
+    }
+  }
   s.mean = pre.mean;
   s.std = pre.std;
   const bool tty = isatty(fileno(stderr));
@@ -293,7 +364,6 @@ void run(const SynthOptions& o, const std::string& kind) {
     return true;
   };
   prepare_out_dir(o.out);
-  const auto count = static_cast<int64_t>(names.size());
   SynthesisResult result;
   if (kind == "invert") {
     std::cout << "synthesize: inverting the representation at " << o.layer << " of "
@@ -387,10 +457,12 @@ void setup_synthesize(CLI::App& app) {
   sub->require_subcommand(1);
   auto add_batch = [](CLI::App* a, SynthOptions& o) {
     a->add_option("--batch", o.batch, "images per objective, optimized together")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(integer_range(1, 1024));
     a->add_option("--diversity", o.diversity,
                   "weight of lucid's diversity penalty (Gram-matrix cosine similarity between "
-                  "the batch's images at the layer); use with --batch");
+                  "the batch's images at the layer); use with --batch")
+        ->check(number_range(0, kInfinity));
   };
   auto f = std::make_shared<SynthOptions>();
   auto* filter = sub->add_subcommand(
@@ -458,7 +530,8 @@ void setup_synthesize(CLI::App& app) {
                   "features.4,features.7,features.9,features.12)")
       ->required();
   inv->add_option("--preset", v->preset, "paper or classic (default paper)");
-  inv->add_option("--data-weight", v->data_weight, "C, the weight of the distance term");
+  inv->add_option("--data-weight", v->data_weight, "C, the weight of the distance term")
+      ->check(number_range(0, kInfinity, /*min_open=*/true));
   add_common(*inv, *v);
   inv->callback([v] { run(*v, "invert"); });
 
@@ -474,8 +547,10 @@ void setup_synthesize(CLI::App& app) {
   dd->add_option("--filter,-f", m->filters,
                  "one filter to amplify, or all (the layer's mean squared activation)")
       ->capture_default_str();
-  dd->add_option("--octaves", m->octaves, "image pyramid levels (default: the preset's)");
-  dd->add_option("--octave-scale", m->octave_scale, "size ratio between octaves (default 1.4)");
+  dd->add_option("--octaves", m->octaves, "image pyramid levels (default: the preset's)")
+      ->check(integer_range(1, 20));
+  dd->add_option("--octave-scale", m->octave_scale, "size ratio between octaves (default 1.4)")
+      ->check(number_range(1, 10, /*min_open=*/true));
   dd->add_option("--preset", m->preset, "mordvintsev or classic (default mordvintsev)");
   add_common(*dd, *m);
   dd->callback([m] { run(*m, "deep-dream"); });

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "cnnvis/demo/train.hpp"
@@ -25,25 +26,45 @@ void setup_train_demo(CLI::App& app) {
       "held-out accuracy and save its weights (deterministic for a seed and thread count)\n"
       "  e.g. cnnvis --threads 2 train-demo --seed 0 --out data/models/demo.safetensors");
   sub->add_option("--seed", o->train.seed, "initial weights and training scenes")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_range(0));
   sub->add_option("--steps", o->train.steps,
                   "phase 1: optimizer steps with global max pooling in place of the model's\n"
                   "average pooling (average pooling alone stays at chance on these scenes)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_range(1, 10000000));
   sub->add_option("--lr", o->train.lr, "phase 1: Adam's initial learning rate (cosine decay to 0)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(number_range(0, kInfinity, /*min_open=*/true));
   sub->add_option("--average-steps", o->train.average_steps,
                   "phase 2: steps with the model's own global average pooling (0: none)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_range(0, 10000000));
   sub->add_option("--average-lr", o->train.average_lr,
                   "phase 2: Adam's initial learning rate (cosine decay to 0)")
-      ->capture_default_str();
-  sub->add_option("--batch", o->train.batch, "scenes per step")->capture_default_str();
+      ->capture_default_str()
+      ->check(number_range(0, kInfinity, /*min_open=*/true));
+  sub->add_option("--batch", o->train.batch, "scenes per step")
+      ->capture_default_str()
+      ->check(integer_range(1, 4096));
   sub->add_option("--eval-count", o->train.eval_count, "held-out scenes for the accuracy")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(integer_range(1, 100000));
   sub->add_option("--out,-o", o->out, "where to write the weights (safetensors)")
       ->capture_default_str();
   sub->callback([o] {
+    // Where the weights go is checked before training (minutes to hours), not after.
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path out(o->out);
+    if (o->out.empty()) throw usage_error("--out: expected a file name, got nothing");
+    if (fs::is_directory(out, ec)) {
+      throw usage_error("--out " + o->out + ": is a folder; name a .safetensors file");
+    }
+    if (!out.parent_path().empty() && !fs::is_directory(out.parent_path(), ec)) {
+      throw usage_error("--out " + o->out + ": folder " + out.parent_path().string() +
+                        " does not exist");
+    }
     auto model = make_model("demo");
     const bool tty = isatty(fileno(stderr));
     auto report = demo::train_demo(*model, o->train, [&](int64_t step, int64_t total,

@@ -4,14 +4,39 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cnnvis/image.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/model.hpp"
 
 namespace cnnvis::cli {
+
+// ---- numeric options ----
+// Every numeric option of every subcommand is checked where CLI11 parses it, by one of these
+// validators. They run on the option's text before CLI11 converts it, so a refusal is worded
+// by cnnvis alone: "--size: expected an integer from 8 to 8192, got 0" (CLI11 puts the
+// option's name in front; main() prints it as one line with exit code 2). Not a number, nan,
+// inf, out of range and trailing junk are all refused.
+
+constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
+// A whole number in [min, max] (kNoMax: no upper bound).
+CLI::Validator integer_range(int64_t min, int64_t max = kNoMax);
+// A finite number in [min, max]; `min_open` / `max_open` exclude the bound itself
+// (number_range(0, kInfinity, true): "> 0"). kInfinity: no upper bound (still finite).
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+CLI::Validator number_range(double min, double max, bool min_open = false,
+                            bool max_open = false);
+// Three comma-separated finite numbers R,G,B (--mean; every one > 0 with `positive`: --std).
+CLI::Validator rgb_triple(bool positive);
+
+// Input sizes: every side (--size, --resize, --crop, synthesis with --pad) lies in
+// [kMinSide, kMaxSide]; the model then says whether it takes it (check_model_input).
+constexpr int64_t kMinSide = 8;
+constexpr int64_t kMaxSide = 8192;
 
 struct ModelOptions {
   std::string arch;
@@ -41,6 +66,33 @@ Preprocess to_preprocess(const InputOptions& options, const std::string& arch);
 // The device named by ModelOptions (throws a usage error for cuda without a GPU).
 std::string device_string(const ModelOptions& options);
 
+// The name of the option that set the input's side ("--size", or "--crop" with --resize), and
+// that side.
+std::string side_option(const Preprocess& pre);
+int64_t input_side(const Preprocess& pre);
+
+// Checks, before anything runs, that `model` takes inputs of side x side pixels and that
+// `images` of them fit in memory; a usage error naming `option` otherwise, e.g. "--size 4: demo
+// takes inputs of at least 32x32 pixels" or "--size 8000: vgg16 needs about 80 GB for one
+// 8000x8000 image, 12 GB are available". A dry forward pass of zeros at min(side, 64) finds
+// both (the zoo's networks take every side from their smallest up; activations grow with the
+// area). The memory check runs on the CPU only (MemAvailable of /proc/meminfo).
+// `given` replaces "OPTION SIDE" at the start of the message (synthesis: "--pad 12").
+void check_model_input(Model& model, int64_t side, const std::string& option,
+                       int64_t images = 1, const std::string& given = "");
+
+// The bytes the machine can still give (MemAvailable), or -1 when unknown.
+int64_t available_memory();
+// "1.5 GB", "300 MB".
+std::string format_bytes(double bytes);
+
+// load_image + resize_image, refusing a --resize whose intermediate image would not fit in
+// memory (a panorama resized by its shorter side). Errors name the file.
+at::Tensor load_resized(const std::string& path, const Preprocess& pre);
+
+// A usage error if `out` exists and is not a folder (checked before any work; `option` names
+// it in the message).
+void check_out_dir(const std::string& out, const std::string& option = "--out");
 // Creates the --out folder if missing; a usage error if it is a file, a runtime error if it
 // cannot be created.
 void prepare_out_dir(const std::string& out);

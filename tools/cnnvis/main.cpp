@@ -2,16 +2,48 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <new>
+#include <regex>
 #include <thread>
 
 #include "cnnvis/error.hpp"
+#include "cnnvis/image.hpp"
 #include "common.hpp"
 
 namespace {
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
+constexpr const char* kOutOfMemoryHint =
+    "use a smaller --size or --batch, fewer images, or a machine with more memory";
+
+// A LibTorch error as cnnvis's one line: out of memory is said so (with the size asked for);
+// anything else is a failure inside LibTorch, without its source locations.
+std::string torch_error_line(const c10::Error& e) {
+  std::string text = first_line(e.what_without_backtrace());
+  // CPU: "not enough memory: you tried to allocate", "can't allocate memory"; CUDA: "out of
+  // memory".
+  const bool oom = dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr ||
+                   text.find("out of memory") != std::string::npos ||
+                   (text.find("allocat") != std::string::npos &&
+                    text.find("memory") != std::string::npos);
+  if (oom) {
+    std::smatch m;
+    std::string asked;
+    if (std::regex_search(text, m, std::regex("allocate ([0-9]+) bytes"))) {
+      asked = " (" + cnnvis::cli::format_bytes(std::stod(m[1].str())) + " more were asked for)";
+    }
+    return "out of memory" + asked + "; " + kOutOfMemoryHint;
+  }
+  // "[enforce fail at alloc_cpu.cpp:75] ..." and "... (at file.cpp:12)": not for users.
+  text = std::regex_replace(text, std::regex("\\[enforce fail at [^\\]]*\\] *"), "");
+  text = std::regex_replace(text, std::regex(" *\\(at [^)]*\\) *"), "");
+  return "a computation failed inside LibTorch (" + text +
+         "); if the inputs are valid this is a bug, please report it with the command line";
+}
 
 }  // namespace
 
@@ -32,8 +64,16 @@ int main(int argc, char** argv) {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   app.add_option("--threads", threads,
                  "intra-op CPU threads (default: all cores; OMP_WAIT_POLICY=PASSIVE unless set)")
-      ->check(CLI::PositiveNumber);
-  app.parse_complete_callback([&] { at::set_num_threads(threads); });
+      ->check(cnnvis::cli::integer_range(1, 1024));
+  double megapixels = static_cast<double>(cnnvis::kDefaultImagePixelLimit) / 1e6;
+  app.add_option("--max-megapixels", megapixels,
+                 "refuse input images larger than this, from their header before decoding "
+                 "(default 100)")
+      ->check(cnnvis::cli::number_range(0, 1e6, /*min_open=*/true));
+  app.parse_complete_callback([&] {
+    at::set_num_threads(threads);
+    cnnvis::set_image_pixel_limit(std::max<int64_t>(1, std::llround(megapixels * 1e6)));
+  });
 
   cnnvis::cli::setup_explain(app);
   cnnvis::cli::setup_list(app);
@@ -61,10 +101,16 @@ int main(int argc, char** argv) {
     std::cerr << "cnnvis: error: " << first_line(e.what()) << "\n";
     return e.kind() == cnnvis::ErrorKind::kInvalidArgument ? 2 : 1;
   } catch (const c10::Error& e) {
-    std::cerr << "cnnvis: error: " << first_line(e.what_without_backtrace()) << "\n";
+    std::cerr << "cnnvis: error: " << torch_error_line(e) << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "cnnvis: error: out of memory; " << kOutOfMemoryHint << "\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "cnnvis: error: " << first_line(e.what()) << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "cnnvis: error: an unexpected failure; please report it with the command line\n";
     return 1;
   }
   return 0;

@@ -29,7 +29,8 @@
 //   flat        every input gets an equal share: weights 1, inputs 1, no bias
 //   w-square    R_i proportional to w_ij^2 (inputs 1; no bias, as in the paper)
 //   z-box       z^B for a bounded input l <= x <= h: contributions x W - l W+ - h W-, with
-//               l, h the normalization of pixels 0 and 1 (`mean`, `std` options)
+//               l, h the normalization of pixels 0 and 1 (`mean`, `std` options), or
+//               given in normalized space (`low`, `high`: zennit's EpsilonGammaBox bounds)
 //   classic     the classic collection's single rule: W + g W+ and b + g b+ with g = gamma
 //               (0.05), z + eps with eps added without sign (1e-9); on max pools too
 // Composites (zennit's names): epsilon-plus (Conv2d z-plus, Linear epsilon),
@@ -94,6 +95,11 @@ struct LrpOptions {
   std::string layer;
   std::array<double, 3> mean{0.485, 0.456, 0.406};  // the input's normalization: z-box bounds
   std::array<double, 3> std{0.229, 0.224, 0.225};
+  // z-box's bounds per channel in normalized space (zennit's EpsilonGammaBox(low, high));
+  // unset: the normalized pixels 0 and 1, (0 - mean) / std and (1 - mean) / std. Every bound
+  // must be finite with low < high (else cnnvis::Error, invalid argument).
+  std::optional<std::array<double, 3>> low;
+  std::optional<std::array<double, 3>> high;
 };
 
 // Which rule each Conv2d/Linear/pooling layer of `model` gets under `options`, in forward
@@ -129,7 +135,8 @@ class Lrp : public Method {
 LrpOptions parse_lrp_options(const MethodParams& params);
 
 // Options: composite, rule (NAME_OR_TYPE=RULE, comma-separated), epsilon, gamma, stabilizer,
-// maxpool (winner|average), layer, mean, std, colormap.
+// maxpool (winner|average), layer, mean, std, low, high (z-box bounds: a number or R,G,B),
+// colormap.
 MethodInfo lrp_method_info();
 
 // The classic collection's symmetric range for a signed relevance map: 10 * (mean |R|^3)^(1/3).

@@ -436,6 +436,21 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   const auto inputs = normalize(set.images, o.preprocess);
   const double margin = o.margin < 0 ? default_margin(h, w) : o.margin;
 
+  std::vector<LayerGroup> groups;
+  int64_t cascade = 0;
+  if (o.sanity) {
+    groups = layer_groups(model);
+    if (o.cascade > static_cast<int64_t>(groups.size())) {
+      throw Error("--cascade " + std::to_string(o.cascade) + ": the model has " +
+                      std::to_string(groups.size()) + " layer groups to randomize" +
+                      (groups.empty() ? std::string()
+                                      : " (" + groups.front().name + " ... " +
+                                            groups.back().name + ")") +
+                      "; use 1 to " + std::to_string(groups.size()) + ", or 0 for all of them",
+                  ErrorKind::kInvalidArgument);
+    }
+    cascade = o.cascade > 0 ? o.cascade : static_cast<int64_t>(groups.size());
+  }
   std::vector<int64_t> targets = set.targets;
   for (int64_t i = 0; i < n; ++i) {
     if (targets[i] < 0) {
@@ -443,13 +458,6 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
       targets[i] = model.forward(inputs.slice(0, i, i + 1).to(device)).output.argmax(1)
                        .item<int64_t>();
     }
-  }
-  std::vector<LayerGroup> groups;
-  int64_t cascade = 0;
-  if (o.sanity) {
-    groups = layer_groups(model);
-    cascade = o.cascade > 0 ? std::min<int64_t>(o.cascade, groups.size())
-                            : static_cast<int64_t>(groups.size());
   }
   const int64_t n_sanity = o.sanity_images > 0 ? std::min(o.sanity_images, n) : n;
   const int64_t total = n * 2 + n_sanity * cascade;

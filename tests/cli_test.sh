@@ -377,6 +377,8 @@ rm -rf "$work/gal"
 expect 2 "--margin: expected a number >= 0 and <= 8192, got nan" "$CNNVIS" evaluate --margin nan --gallery "$work/out/g"
 expect 2 "--margin: expected a number >= 0 and <= 8192, got -5" "$CNNVIS" evaluate --margin -5 --gallery "$work/out/g"
 expect 2 "--cascade: expected an integer >= 0, got -1" "$CNNVIS" evaluate --cascade -1 --gallery "$work/out/g"
+expect 2 "--cascade 8: the model has 7 layer groups to randomize \\(features.0 ... classifier.2\\)" \
+  "$CNNVIS" evaluate --cascade 8 --count 1 --methods vanilla --gallery "$work/out/g"
 expect 2 "--steps: expected an integer from 1 to 10000, got 0" "$CNNVIS" evaluate --steps 0 --gallery "$work/out/g"
 expect 2 "--batch: expected an integer from 1 to 4096, got 0" "$CNNVIS" evaluate --batch 0 --gallery "$work/out/g"
 expect 2 "--sanity-images: expected an integer >= 0, got -2" "$CNNVIS" evaluate --sanity-images -2 --gallery "$work/out/g"

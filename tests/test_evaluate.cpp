@@ -10,6 +10,7 @@
 #include "cnnvis/evaluate.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/models/zoo.hpp"
+#include "expect_error.hpp"
 
 namespace cnnvis {
 namespace {
@@ -237,6 +238,17 @@ TEST(Evaluate, LayerGroupsJoinBatchNormToItsConvolutionAndRandomizationRestores)
     EXPECT_NEAR(w.std().item<double>(), std::sqrt(2.0 / 64), 0.03);
   }
   EXPECT_TRUE(torch::equal(model->forward(x).output, before));
+  // A cascade deeper than the model is refused (it was silently cut to 7), before any work.
+  EvaluateOptions options;
+  options.preprocess = demo::demo_preprocess();
+  options.cascade = 8;
+  int64_t calls = 0;
+  testing::expect_error([&] {
+    evaluate(*model, "vanilla", random_maps(0), demo_evaluation_set(1, demo::kDemoSize), options,
+             [&](int64_t, int64_t) { ++calls; });
+  }, "--cascade 8: the model has 7 layer groups to randomize (features.0 ... classifier.2); "
+     "use 1 to 7, or 0 for all of them");
+  EXPECT_EQ(calls, 0);
 }
 
 // Vanilla backprop on the trained demo model points at the object far more often than a random

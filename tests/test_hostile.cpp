@@ -17,9 +17,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "detail/pickle.hpp"
+#include "detail/zip_check.hpp"
 #include "expect_error.hpp"
 
 namespace cnnvis {
@@ -200,6 +202,96 @@ TEST(Hostile, TorchScriptArchivesAsWeightsSayWhatTheyAre) {
                "net.pt: is a TorchScript archive (torch.jit.save), not a state_dict");
 }
 
+// A zip archive written field by field (stored records, APPNOTE 4.3), for layouts that
+// PyTorchStreamWriter never writes. `method` and `crc_delta` damage the first record.
+struct RawRecord {
+  std::string name, data;
+  uint16_t method = 0;
+  uint32_t crc_delta = 0;
+};
+std::string raw_zip(const std::vector<RawRecord>& records) {
+  auto put16 = [](std::string& s, uint32_t v) { s += char(v & 0xff); s += char(v >> 8 & 0xff); };
+  auto put32 = [&](std::string& s, uint32_t v) { put16(s, v & 0xffff); put16(s, v >> 16); };
+  std::string out, dir;
+  for (const auto& r : records) {
+    const uint32_t crc = detail::crc32(r.data.data(), r.data.size()) + r.crc_delta;
+    const uint32_t offset = static_cast<uint32_t>(out.size());
+    put32(out, 0x04034b50); put16(out, 20); put16(out, 0); put16(out, r.method);
+    put32(out, 0); put32(out, crc); put32(out, r.data.size()); put32(out, r.data.size());
+    put16(out, r.name.size()); put16(out, 0);
+    out += r.name + r.data;
+    put32(dir, 0x02014b50); put16(dir, 20); put16(dir, 20); put16(dir, 0); put16(dir, r.method);
+    put32(dir, 0); put32(dir, crc); put32(dir, r.data.size()); put32(dir, r.data.size());
+    put16(dir, r.name.size()); put16(dir, 0); put16(dir, 0); put16(dir, 0); put16(dir, 0);
+    put32(dir, 0); put32(dir, offset);
+    dir += r.name;
+  }
+  const uint32_t dir_offset = static_cast<uint32_t>(out.size());
+  out += dir;
+  put32(out, 0x06054b50); put16(out, 0); put16(out, 0);
+  put16(out, records.size()); put16(out, records.size());
+  put32(out, dir.size()); put32(out, dir_offset); put16(out, 0);
+  return out;
+}
+
+// LibTorch's PyTorchStreamReader leaked miniz's state whenever its constructor threw after
+// opening the zip (a missing or bad version record, a record outside a folder: LeakSanitizer
+// in tests/fuzz/fuzz_weights), and let std::out_of_range from its std::stoull escape. These
+// layouts are now refused before the reader is made, each with its own line.
+TEST(Hostile, ZipLayoutsThatLibTorchsReaderLeaksOnAreRefusedFirst) {
+  const std::string pkl("\x80\x02}q\x00.", 6);  // an empty dict
+  // The writer's own archive passes the zip checks, and so does a hand-made one: both reach
+  // the pickle (an empty dict, refused as holding no tensors).
+  expect_error([&] { read_state_dict_bytes(zip_file({{"data.pkl", pkl}}), "ok.pth"); },
+               "ok.pth: contains no tensors");
+  expect_error([&] {
+    read_state_dict_bytes(raw_zip({{"a/version", "3\n"}, {"a/data.pkl", pkl}}), "raw.pth");
+  }, "raw.pth: contains no tensors");
+  const std::pair<std::vector<RawRecord>, std::string> cases[] = {
+      {{{"a/version", "0\n"}, {"a/data.pkl", pkl}},
+       "x.pth: PyTorch file format version 0, but this LibTorch reads versions 1 to "},
+      {{{"a/version", "99999999999999999999999\n"}, {"a/data.pkl", pkl}},
+       "x.pth: damaged PyTorch zip archive (its version record holds '99999999999999999999999"},
+      {{{"a/version", "11\n"}, {"a/data.pkl", pkl}},
+       "it was saved by a newer PyTorch: build cnnvis against a newer LibTorch"},
+      {{{"a/version", "three\n"}, {"a/data.pkl", pkl}}, "'three\n', not a number"},
+      {{{"version", "3\n"}, {"a/data.pkl", pkl}}, "its first record, 'version', is not in a folder"},
+      {{{"a/data.pkl", pkl}}, "no version record in 'a/'"},
+      {{{"a/version", "3\n", 0, 1}, {"a/data.pkl", pkl}},
+       "record 'a/version' does not match its CRC-32"},
+      {{{"a/version", "3\n", 8}, {"a/data.pkl", pkl}},
+       "record 'a/version' is compressed or encrypted"},
+      {{{"a/version", "3\n"}, {"a/VERSION", "3\n"}, {"a/data.pkl", pkl}},
+       "it holds two records named 'a/version'"},
+      {{{"a/version", "3\n"}, {"a/.data/version", "x"}, {"a/data.pkl", pkl}},
+       "its version record holds 'x', not a number"},
+  };
+  for (const auto& [records, message] : cases) {
+    expect_error([&] { read_state_dict_bytes(raw_zip(records), "x.pth"); }, message);
+  }
+  // An archive cut short, and one with no records at all.
+  const std::string whole = raw_zip({{"a/version", "3\n"}, {"a/data.pkl", pkl}});
+  expect_error([&] { read_state_dict_bytes(whole.substr(0, whole.size() - 30), "cut.pth"); },
+               "cut.pth: damaged PyTorch zip archive (");
+  // (4 bytes that start like a local header, so that it is read as a zip, then the end record)
+  const std::string empty = std::string("PK\x03\x04", 4) + raw_zip({});
+  expect_error([&] { read_state_dict_bytes(empty, "none.pth"); },
+               "none.pth: damaged PyTorch zip archive (the archive holds no records");
+  // The committed fuzzer findings (tests/fuzz/regressions/weights/) give one line too.
+  for (const auto& entry :
+       fs::directory_iterator(fs::path(CNNVIS_SOURCE_DIR) / "tests/fuzz/regressions/weights")) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    expect_error([&] { read_state_dict_bytes(bytes, entry.path().filename().string()); },
+                 entry.path().filename().string() + ": ");
+  }
+}
+
+TEST(Hostile, Crc32MatchesTheStandardCheckValue) {
+  EXPECT_EQ(detail::crc32("123456789", 9), 0xcbf43926u);
+  EXPECT_EQ(detail::crc32("", 0), 0u);
+}
+
 std::string safetensors(const std::string& header_json, size_t data_bytes) {
   std::string out(8, '\0');
   const uint64_t n = header_json.size();
@@ -239,11 +331,12 @@ TEST(Hostile, NpyShapesAreCheckedAgainstTheDataBeforeAllocating) {
   expect_error([&] { load_npy_bytes(huge, "huge.npy"); },
                "huge.npy: not a readable .npy file (the data is truncated: the header's shape "
                "needs 1000000000000000 elements");
-  // More elements than 2^64: the product overflows and is still refused.
+  // More elements than 2^63: refused before the product can overflow.
   expect_error([&] {
     load_npy_bytes(npy("{'descr': '<f8', 'fortran_order': False, 'shape': "
                        "(4294967296, 4294967296, 4294967296), }", "12345678"), "over.npy");
-  }, "more than 2^64");
+  }, "over.npy: not a readable .npy file (the dimensions of the shape "
+     "'(4294967296, 4294967296, 4294967296)' multiply beyond 2^63)");
   // Shapes that are not tuples of integers.
   for (const char* shape : {"(2x, 3junk)", "(2, -3)", "(2,, 3)", "(1e3,)", "(99999999999999999999,)"}) {
     expect_error([&] {
@@ -251,6 +344,26 @@ TEST(Hostile, NpyShapesAreCheckedAgainstTheDataBeforeAllocating) {
                          shape + ", }", std::string(1024, '\0')), "bad.npy");
     }, "bad.npy: not a readable .npy file");
   }
+}
+
+// Fuzzer finding: an empty array (a 0 in its shape) whose other dimensions multiply beyond 2^63
+// made LibTorch throw from deep inside (a SymInt overflow in .to()), past the reader's errors.
+TEST(Hostile, NpyEmptyArraysWithHugeOtherDimensionsAreRefused) {
+  expect_error([&] {
+    load_npy_bytes(npy("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                       "(0, 63, 2, 33333333333, 3322222222, 333333333, 7, 2, 12), }", ""),
+                   "empty.npy");
+  }, "empty.npy: not a readable .npy file (the dimensions of the shape");
+  for (const auto& entry :
+       fs::directory_iterator(fs::path(CNNVIS_SOURCE_DIR) / "tests/fuzz/regressions/npy")) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    expect_error([&] { load_npy_bytes(bytes, entry.path().filename().string()); },
+                 entry.path().filename().string() + ": ");
+  }
+  // Large but representable: read.
+  EXPECT_EQ(load_npy_bytes(npy("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                               "(0, 1099511627776, 1000), }", ""), "ok.npy").numel(), 0);
 }
 
 TEST(Hostile, NpyEmptyAndScalarArraysRead) {

@@ -122,6 +122,9 @@ at::Tensor load_npy_bytes(const std::string& bytes, const std::string& path) {
     while (k < inside.size() && inside[k] == ' ') ++k;
   };
   uint64_t numel = 1;
+  // LibTorch multiplies the non-zero dimensions of an empty array too (for its strides), and
+  // fails deep inside once they pass 2^63: such a shape is refused here.
+  uint64_t nonzero = 1;
   for (skip_spaces(); k < inside.size();) {
     if (!std::isdigit(static_cast<unsigned char>(inside[k]))) {
       throw bad_npy(path, "cannot parse the shape '(" + inside + ")'");
@@ -136,7 +139,11 @@ at::Tensor load_npy_bytes(const std::string& bytes, const std::string& path) {
     }
     if (shape.size() == 64) throw bad_npy(path, "more than 64 dimensions");
     shape.push_back(static_cast<int64_t>(dim));
-    if (numel != 0 && __builtin_mul_overflow(numel, dim, &numel)) numel = UINT64_MAX;
+    numel *= dim;  // cannot overflow: the non-zero dimensions' product is below 2^63
+    if (dim != 0 && (__builtin_mul_overflow(nonzero, dim, &nonzero) ||
+                     nonzero > static_cast<uint64_t>(INT64_MAX))) {
+      throw bad_npy(path, "the dimensions of the shape '(" + inside + ")' multiply beyond 2^63");
+    }
     skip_spaces();
     if (k < inside.size() && inside[k] != ',') {
       throw bad_npy(path, "cannot parse the shape '(" + inside + ")'");
@@ -148,19 +155,19 @@ at::Tensor load_npy_bytes(const std::string& bytes, const std::string& path) {
   const uint64_t available = bytes.size() - start - header_len;
   if (numel > available / element) {
     throw bad_npy(path, "the data is truncated: the header's shape needs " +
-                            (numel == UINT64_MAX ? std::string("more than 2^64")
-                                                 : std::to_string(numel)) +
+                            std::to_string(numel) +
                             " elements of " + std::to_string(element) + " bytes but " +
                             std::to_string(available) + " bytes follow the header");
   }
-  at::Tensor out;
   try {
-    out = at::empty(shape, at::TensorOptions().dtype(type));
+    at::Tensor out = at::empty(shape, at::TensorOptions().dtype(type));
+    if (numel > 0) {
+      std::memcpy(out.data_ptr(), bytes.data() + start + header_len, numel * element);
+    }
+    return out.to(at::kFloat);
   } catch (const c10::Error& e) {
     throw bad_npy(path, "cannot allocate the array: " + first_line(e.what_without_backtrace()));
   }
-  if (numel > 0) std::memcpy(out.data_ptr(), bytes.data() + start + header_len, numel * element);
-  return out.to(at::kFloat);
 }
 
 }  // namespace cnnvis

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/versions.h>
 #include <cnnvis/error.hpp>
 #include <cnnvis/io/file.hpp>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include <torch/utils.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,7 @@
 #include <sstream>
 
 #include "detail/pickle.hpp"
+#include "detail/zip_check.hpp"
 
 namespace cnnvis {
 
@@ -169,10 +172,25 @@ class MemoryReadAdapter : public caffe2::serialize::ReadAdapterInterface {
   const std::string& bytes_;
 };
 
+detail::ReadAt memory_read_at(const std::string& bytes) {
+  return [&bytes](uint64_t pos, void* buf, size_t n) -> size_t {
+    if (pos >= bytes.size()) return 0;
+    n = std::min<size_t>(n, bytes.size() - static_cast<size_t>(pos));
+    std::memcpy(buf, bytes.data() + pos, n);
+    return n;
+  };
+}
+
 // `make_reader` opens the archive (from a file or from memory) inside the try block, so that
 // LibTorch's errors become cnnvis's.
 template <typename MakeReader>
-StateDict read_torch_zip(const std::string& path, uint64_t file_size, MakeReader make_reader) {
+StateDict read_torch_zip(const std::string& path, uint64_t file_size, const detail::ReadAt& read_at,
+                         MakeReader make_reader) {
+  // What PyTorchStreamReader's constructor would refuse is refused first: when it throws, it
+  // leaks miniz's state (detail/zip_check.hpp).
+  detail::check_torch_zip(read_at, file_size, path,
+                          caffe2::serialize::kMinSupportedFileFormatVersion,
+                          caffe2::serialize::kMaxSupportedFileFormatVersion);
   try {
     auto reader_ptr = make_reader();
     caffe2::serialize::PyTorchStreamReader& reader = *reader_ptr;
@@ -216,6 +234,11 @@ StateDict read_torch_zip(const std::string& path, uint64_t file_size, MakeReader
   } catch (const c10::Error& e) {
     throw Error(path + ": cannot read the PyTorch zip archive (" +
                 first_line(e.what_without_backtrace()) +
+                "); the file is truncated or damaged, download or save it again");
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // LibTorch's own std::stoull, std::bad_alloc, ...
+    throw Error(path + ": cannot read the PyTorch zip archive (" + first_line(e.what()) +
                 "); the file is truncated or damaged, download or save it again");
   }
 }
@@ -470,10 +493,19 @@ WeightFormat detect_weight_format(const std::string& path) {
 
 StateDict read_state_dict(const std::string& path) {
   switch (detect_weight_format(path)) {
-    case WeightFormat::kTorchZip:
-      return read_torch_zip(path, std::filesystem::file_size(path), [&] {
+    case WeightFormat::kTorchZip: {
+      std::ifstream in(path, std::ios::binary);
+      if (!in) throw Error(path + ": cannot open the weights file: " + std::strerror(errno));
+      const detail::ReadAt read_at = [&in](uint64_t pos, void* buf, size_t n) -> size_t {
+        in.clear();
+        in.seekg(static_cast<std::streamoff>(pos));
+        in.read(static_cast<char*>(buf), static_cast<std::streamsize>(n));
+        return static_cast<size_t>(in.gcount());
+      };
+      return read_torch_zip(path, std::filesystem::file_size(path), read_at, [&] {
         return std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
       });
+    }
     case WeightFormat::kTorchLegacy:
       return read_torch_legacy(read_regular_file(path, "weights file"), path);
     case WeightFormat::kSafetensors:
@@ -485,7 +517,7 @@ StateDict read_state_dict(const std::string& path) {
 StateDict read_state_dict_bytes(const std::string& bytes, const std::string& source) {
   switch (detect_format(bytes.substr(0, 32), bytes.size(), source)) {
     case WeightFormat::kTorchZip:
-      return read_torch_zip(source, bytes.size(), [&] {
+      return read_torch_zip(source, bytes.size(), memory_read_at(bytes), [&] {
         return std::make_unique<caffe2::serialize::PyTorchStreamReader>(
             std::make_shared<MemoryReadAdapter>(bytes));
       });

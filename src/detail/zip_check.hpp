@@ -1,0 +1,34 @@
+#pragma once
+// A check of a PyTorch zip archive (torch.save's zip format, torch.jit.save's archives) before
+// LibTorch's caffe2::serialize::PyTorchStreamReader opens it (no torch here).
+//
+// PyTorchStreamReader's constructor opens the zip with miniz and then checks the archive's
+// layout; when one of those checks throws, its destructor never runs and miniz's state leaks
+// (found by tests/fuzz/fuzz_weights). Its checks are therefore made here first, on the same
+// bytes and the same way miniz finds them, so that the constructor only throws where miniz
+// itself failed to open the zip (and cleaned up after itself):
+//  - the archive holds at least one record, and the first one is in a folder ("archive/...");
+//  - a version record (<folder>/version or <folder>/.data/version) exists, is stored (not
+//    compressed or encrypted), lies inside the file, matches its CRC-32, and holds a number in
+//    the range that this build's LibTorch reads; every such record present is checked, so that
+//    which one the reader picks does not matter; the same for .data/serialization_id (2.x).
+// Errors are cnnvis::Error, one line that names `source`.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace cnnvis::detail {
+
+// Reads up to `n` bytes at `pos` into `buf`; returns how many were read.
+using ReadAt = std::function<size_t(uint64_t pos, void* buf, size_t n)>;
+
+// `size` is the archive's size in bytes; `min_version` and `max_version` the format versions
+// that the reader accepts (caffe2::serialize::kMin/kMaxSupportedFileFormatVersion).
+void check_torch_zip(const ReadAt& read, uint64_t size, const std::string& source,
+                     uint64_t min_version, uint64_t max_version);
+
+// CRC-32 (ISO-HDLC, as zip uses it).
+uint32_t crc32(const void* data, size_t n);
+
+}  // namespace cnnvis::detail

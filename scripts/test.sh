@@ -3,7 +3,8 @@
 #   scripts/test.sh [CTEST ARGS]            the whole suite; CTest arguments pass through
 #   scripts/test.sh --kernels [CTEST ARGS]  the unit suite (CTest test `unit`) once per CPU
 #                                           kernel setting below; fails if any run fails
-# CNNVIS_TEST_KERNELS=1 scripts/test.sh is the same as --kernels. No test may depend on which
+# CNNVIS_TEST_KERNELS=1 scripts/test.sh is the same as --kernels. CTest runs CNNVIS_TEST_JOBS
+# tests at once (default: the number of cores; the unit suite, which uses them all, runs alone). No test may depend on which
 # kernels the CPU picks (oneDNN's AVX-512 convolutions round otherwise than its AVX2 ones), so
 # run --kernels whenever numerics change.
 set -euo pipefail
@@ -19,7 +20,7 @@ fi
 cmake --build build --parallel "${CNNVIS_JOBS:-$(nproc)}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 if [ "$kernels" = "0" ]; then
-  exec ctest --test-dir build --output-on-failure "$@"
+  exec ctest --test-dir build --output-on-failure -j "${CNNVIS_TEST_JOBS:-$(nproc)}" "$@"
 fi
 
 # oneDNN's instruction-set cap (DNNL_MAX_CPU_ISA), the machine's default (whatever the CPU

@@ -421,6 +421,20 @@ MapFn center_maps() {
   };
 }
 
+void check_evaluate_options(Model& model, const EvaluateOptions& o) {
+  if (!o.sanity || o.cascade == 0) return;
+  const auto groups = layer_groups(model);
+  if (o.cascade > static_cast<int64_t>(groups.size())) {
+    throw Error("--cascade " + std::to_string(o.cascade) + ": the model has " +
+                    std::to_string(groups.size()) + " layer groups to randomize" +
+                    (groups.empty() ? std::string()
+                                    : " (" + groups.front().name + " ... " +
+                                          groups.back().name + ")") +
+                    "; use 1 to " + std::to_string(groups.size()) + ", or 0 for all of them",
+                ErrorKind::kInvalidArgument);
+  }
+}
+
 Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
                     const EvaluationSet& set, const EvaluateOptions& o,
                     const EvaluateProgress& progress) {
@@ -439,16 +453,8 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   std::vector<LayerGroup> groups;
   int64_t cascade = 0;
   if (o.sanity) {
+    check_evaluate_options(model, o);
     groups = layer_groups(model);
-    if (o.cascade > static_cast<int64_t>(groups.size())) {
-      throw Error("--cascade " + std::to_string(o.cascade) + ": the model has " +
-                      std::to_string(groups.size()) + " layer groups to randomize" +
-                      (groups.empty() ? std::string()
-                                      : " (" + groups.front().name + " ... " +
-                                            groups.back().name + ")") +
-                      "; use 1 to " + std::to_string(groups.size()) + ", or 0 for all of them",
-                  ErrorKind::kInvalidArgument);
-    }
     cascade = o.cascade > 0 ? o.cascade : static_cast<int64_t>(groups.size());
   }
   std::vector<int64_t> targets = set.targets;

@@ -208,6 +208,7 @@ struct RawRecord {
   std::string name, data;
   uint16_t method = 0;
   uint32_t crc_delta = 0;
+  uint32_t external = 0;  // external attributes (0x10: an MS-DOS folder)
 };
 std::string raw_zip(const std::vector<RawRecord>& records) {
   auto put16 = [](std::string& s, uint32_t v) { s += char(v & 0xff); s += char(v >> 8 & 0xff); };
@@ -223,7 +224,7 @@ std::string raw_zip(const std::vector<RawRecord>& records) {
     put32(dir, 0x02014b50); put16(dir, 20); put16(dir, 20); put16(dir, 0); put16(dir, r.method);
     put32(dir, 0); put32(dir, crc); put32(dir, r.data.size()); put32(dir, r.data.size());
     put16(dir, r.name.size()); put16(dir, 0); put16(dir, 0); put16(dir, 0); put16(dir, 0);
-    put32(dir, 0); put32(dir, offset);
+    put32(dir, r.external); put32(dir, offset);
     dir += r.name;
   }
   const uint32_t dir_offset = static_cast<uint32_t>(out.size());
@@ -257,10 +258,16 @@ TEST(Hostile, ZipLayoutsThatLibTorchsReaderLeaksOnAreRefusedFirst) {
       {{{"a/version", "three\n"}, {"a/data.pkl", pkl}}, "'three\n', not a number"},
       {{{"version", "3\n"}, {"a/data.pkl", pkl}}, "its first record, 'version', is not in a folder"},
       {{{"a/data.pkl", pkl}}, "no version record in 'a/'"},
+      {{{std::string("a\0b/version", 11), "3\n"}, {std::string("a\0b/data.pkl", 12), pkl}},
+       "the name of its folder holds a NUL byte"},
       {{{"a/version", "3\n", 0, 1}, {"a/data.pkl", pkl}},
        "record 'a/version' does not match its CRC-32"},
       {{{"a/version", "3\n", 8}, {"a/data.pkl", pkl}},
        "record 'a/version' is compressed or encrypted"},
+      // A fuzzer finding: miniz extracts nothing from a "folder", and LibTorch parsed the
+      // uninitialized buffer (then leaked).
+      {{{"a/version", "3\n", 0, 0, 0x10}, {"a/data.pkl", pkl}},
+       "record 'a/version' is marked as a folder"},
       {{{"a/version", "3\n"}, {"a/VERSION", "3\n"}, {"a/data.pkl", pkl}},
        "it holds two records named 'a/version'"},
       {{{"a/version", "3\n"}, {"a/.data/version", "x"}, {"a/data.pkl", pkl}},

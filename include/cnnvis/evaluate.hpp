@@ -152,6 +152,10 @@ struct Evaluation {
   std::vector<double> energies, deletion, insertion;  // per image
 };
 
+// Throws cnnvis::Error (invalid argument) for options that do not fit `model`: a cascade deeper
+// than its layer groups. evaluate() calls it first; callers may call it before other work.
+void check_evaluate_options(Model& model, const EvaluateOptions& options);
+
 // (done, total) after every batch of maps.
 using EvaluateProgress = std::function<void(int64_t done, int64_t total)>;
 

@@ -31,7 +31,7 @@ uint64_t le64(const unsigned char* p) {
 struct Entry {
   std::string name;
   uint16_t flags = 0, method = 0;
-  uint32_t crc = 0;
+  uint32_t crc = 0, external = 0;
   uint64_t compressed = 0, uncompressed = 0, local_offset = 0;
 };
 
@@ -109,6 +109,7 @@ class Checker {
       entry.uncompressed = le32(d + p + 24);
       const uint64_t name_len = le16(d + p + 28), extra_len = le16(d + p + 30),
                      comment_len = le16(d + p + 32);
+      entry.external = le32(d + p + 38);
       entry.local_offset = le32(d + p + 42);
       if (dir.size() - p - kCentralSize < name_len + extra_len + comment_len) {
         fail("central directory entry " + std::to_string(k) + " is truncated");
@@ -148,7 +149,13 @@ class Checker {
   // A small record's bytes, as miniz's reader would extract them, or a one-line error.
   std::string small_record(const Entry& entry) const {
     const std::string& name = entry.name;
-    if (entry.method != 0 || (entry.flags & 0x1) != 0) {
+    // miniz takes a record as a folder (and extracts nothing into the buffer) if its name ends
+    // with '/' or its MS-DOS attributes say so.
+    if ((!name.empty() && name.back() == '/') || (entry.external & 0x10) != 0) {
+      fail("record '" + name + "' is marked as a folder");
+    }
+    // Encrypted, compressed patch data, strong encryption (general purpose flags 0, 5, 6).
+    if (entry.method != 0 || (entry.flags & 0x61) != 0) {
       fail("record '" + name + "' is compressed or encrypted; torch.save stores it as is");
     }
     if (entry.compressed != entry.uncompressed || entry.uncompressed > kMaxSmallRecord) {
@@ -199,6 +206,10 @@ void check_torch_zip(const ReadAt& read, uint64_t size, const std::string& sourc
     checker.fail("its first record, '" + first.substr(0, 64) + "', is not in a folder");
   }
   const std::string folder = first.substr(0, slash + 1);
+  // LibTorch looks records up by C string: a NUL in the folder's name would cut it short.
+  if (folder.find('\0') != std::string::npos) {
+    checker.fail("the name of its folder holds a NUL byte");
+  }
   // miniz looks names up without regard to case; two candidates would make the pick arbitrary.
   auto find = [&](const std::string& record) -> const Entry* {
     const std::string wanted = lower(folder + record);

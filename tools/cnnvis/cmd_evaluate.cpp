@@ -131,6 +131,16 @@ void run_evaluate(const EvaluateCliOptions& o) {
   auto model = load_model(o.model);
   check_model_input(*model, input_side(pre), side_option(pre), o.batch);
 
+  eval::EvaluateOptions options;
+  options.preprocess = pre;
+  options.margin = o.margin;
+  options.curve.steps = o.steps;
+  options.batch = o.batch;
+  options.sanity = !o.no_sanity;
+  options.cascade = o.cascade;
+  options.sanity_images = o.sanity_images;
+  options.seed = o.seed;
+  eval::check_evaluate_options(*model, options);
   eval::EvaluationSet set;
   std::string set_name;
   if (o.images.empty()) {
@@ -141,15 +151,6 @@ void run_evaluate(const EvaluateCliOptions& o) {
     set = eval::load_evaluation_set(o.images, pre, model->class_names());
     set_name = std::to_string(set.images.size(0)) + " images with masks from " + o.images;
   }
-  eval::EvaluateOptions options;
-  options.preprocess = pre;
-  options.margin = o.margin;
-  options.curve.steps = o.steps;
-  options.batch = o.batch;
-  options.sanity = !o.no_sanity;
-  options.cascade = o.cascade;
-  options.sanity_images = o.sanity_images;
-  options.seed = o.seed;
   const double margin = o.margin >= 0 ? o.margin
                                       : eval::default_margin(set.images.size(2), set.images.size(3));
 

@@ -89,6 +89,33 @@ expect 2 "--vs: expected METHOD:COUNT" "$CNNVIS" bench vanilla --model resnet18 
 "$CNNVIS" --help > "$work/help" && grep -q "explain" "$work/help" && grep -q -- "--max-megapixels" "$work/help" \
   && ok || fail "help"
 
+# ---- TorchScript models (tests/python/save_torchscript.py, cached next to the binary) ----
+TS="$(cd "$(dirname "$CNNVIS")" && pwd)/torchscript-models"
+if /usr/bin/python3 "$SRC/tests/python/save_torchscript.py" "$TS"; then
+  rm -rf "$work/ts"
+  "$CNNVIS" explain grad-cam --model "$TS/resnet18_script.pt" --image "$cat_png" --target tabby \
+    --size 64 --out "$work/ts" > "$work/stdout" 2>&1 && grep -q "explaining class 281 (tabby)" "$work/stdout" \
+    && [ -s "$work/ts/chelsea_grad-cam_overlay.png" ] && ok || fail "explain on TorchScript: $(cat "$work/stdout")"
+  "$CNNVIS" layers --model "$TS/resnet18_trace.pt" --size 64 > "$work/stdout" 2>&1 \
+    && grep -qE "^layer4 +Sequential +\[1, 512, 2, 2\] +[0-9]+ +default CAM layer" "$work/stdout" \
+    && grep -qE "^layer3.1.conv2 +Conv2d .*not resumable" "$work/stdout" \
+    && ok || fail "layers on TorchScript: $(cat "$work/stdout")"
+  expect 2 "--model .*resnet18_script.pt: a TorchScript file carries its own weights" "$CNNVIS" explain \
+    vanilla --model "$TS/resnet18_script.pt" --random-weights 0 --image "$cat_png" --out "$work/out"
+  expect 2 "--model nothere.pt: no such file" "$CNNVIS" explain vanilla --model nothere.pt \
+    --image "$cat_png" --out "$work/out"
+  expect 1 "resnet18_frozen.pt: no submodule is called in forward \(a frozen module" "$CNNVIS" \
+    layers --model "$TS/resnet18_frozen.pt"
+  printf 'not a model' > "$work/text.pt"
+  expect 1 "text.pt: not a TorchScript archive" "$CNNVIS" layers --model "$work/text.pt"
+  expect 1 "resnet18_state_dict.pth: a PyTorch zip without TorchScript code" "$CNNVIS" explain \
+    vanilla --model "$TS/resnet18_state_dict.pth" --image "$cat_png" --out "$work/out"
+  expect 1 "resnet18_script.pt: is a TorchScript archive .*pass it as --model" "$CNNVIS" explain \
+    vanilla --model resnet18 --weights "$TS/resnet18_script.pt" --image "$cat_png" --out "$work/out"
+else
+  fail "cannot generate the TorchScript test models into $TS"
+fi
+
 # ---- bad input ----
 printf 'hello, I am text' > "$work/text.png"
 head -c 3000 "$cat_png" > "$work/truncated.png"

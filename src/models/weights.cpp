@@ -202,8 +202,8 @@ StateDict read_torch_zip(const std::string& path, uint64_t file_size, const deta
                     [](const std::string& r) { return r.compare(0, 5, "code/") == 0; });
     if (torchscript) {
       throw Error(path + ": is a TorchScript archive (torch.jit.save), not a state_dict; "
-                  "--weights takes a state_dict: save one with "
-                  "torch.save(model.state_dict(), path)");
+                  "pass it as --model " + path + " (it carries its weights), or save a "
+                  "state_dict with torch.save(model.state_dict(), path) for --weights");
     }
     if (!reader.hasRecord("data.pkl")) {
       throw Error(path + ": zip archive without data.pkl; " + kFormatsHint);

@@ -24,7 +24,7 @@ void setup_layers(CLI::App& app) {
       "layers",
       "print every addressable layer: name (for --layer), type, output shape, parameters\n"
       "  e.g. cnnvis layers --model vgg16 --size 224");
-  sub->add_option("--model,-m", o->arch, "architecture")->required();
+  sub->add_option("--model,-m", o->arch, "architecture, or a TorchScript file")->required();
   sub->add_option("--size", o->size,
                   "input size for the output shapes (default 96 for demo, else 224)")
       ->check(integer_range(kMinSide, kMaxSide));
@@ -35,7 +35,7 @@ void setup_layers(CLI::App& app) {
   sub->add_option("--rule", o->rules,
                   "with --lrp: rule overrides LAYER_OR_TYPE=RULE, as `cnnvis explain lrp --rule`");
   sub->callback([o] {
-    auto model = make_model(o->arch);  // shapes and sizes need no trained weights
+    auto model = model_of(o->arch);  // shapes and sizes need no trained weights
     if (o->size == 0) o->size = o->arch == "demo" ? demo::kDemoSize : 224;
     for (const auto& name : o->only) model->check_layer(name);
     check_model_input(*model, o->size, "--size");
@@ -64,8 +64,10 @@ void setup_layers(CLI::App& app) {
       shape << "[";
       for (size_t i = 0; i < info.shape.size(); ++i) shape << (i ? ", " : "") << info.shape[i];
       shape << "]";
-      std::string notes = info.resumable ? "" : "inside a block";
-      if (info.name == model->default_cam_layer()) notes += "default CAM layer";
+      std::string notes = info.resumable ? "" : "not resumable";
+      if (info.name == model->default_cam_layer()) {
+        notes += (notes.empty() ? "" : "; ") + std::string("default CAM layer");
+      }
       if (auto it = lrp_rules.find(info.name); it != lrp_rules.end()) {
         notes += (notes.empty() ? "lrp: " : "; lrp: ") + it->second;
       }

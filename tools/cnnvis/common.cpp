@@ -15,6 +15,7 @@
 #include "cnnvis/demo/train.hpp"
 #include "cnnvis/error.hpp"
 #include "cnnvis/method.hpp"
+#include "cnnvis/models/script.hpp"
 #include "cnnvis/models/zoo.hpp"
 
 namespace cnnvis::cli {
@@ -113,8 +114,9 @@ CLI::Validator rgb_triple(bool positive) {
 
 void add_model_options(CLI::App& app, ModelOptions& o, const std::string& default_arch) {
   auto* model = app.add_option("--model,-m", o.arch,
-                               "architecture: alexnet, vgg11..vgg19[_bn], resnet18..152, or demo "
-                               "(the built-in shape model, no weights needed)");
+                               "architecture: alexnet, vgg11..vgg19[_bn], resnet18..152, demo "
+                               "(the built-in shape model, no weights needed), or a TorchScript "
+                               "file (torch.jit.script(model).save('m.pt'); weights included)");
   if (default_arch.empty()) {
     model->required();
   } else {
@@ -154,8 +156,37 @@ std::string device_string(const ModelOptions& o) {
   throw usage_error("--device: expected cpu, cuda or cuda:N, got " + shown(o.device));
 }
 
+bool names_model_file(const std::string& model) {
+  std::error_code ec;
+  if (std::filesystem::exists(model, ec)) return true;
+  const auto ext = std::filesystem::path(model).extension().string();
+  return model.find('/') != std::string::npos || ext == ".pt" || ext == ".pth" ||
+         ext == ".ptl" || ext == ".zip" || ext == ".torchscript";
+}
+
+std::unique_ptr<Model> model_of(const std::string& model) {
+  if (!names_model_file(model)) return make_model(model);
+  std::error_code ec;
+  if (!std::filesystem::exists(model, ec)) {
+    std::string names;
+    for (const auto& n : model_names()) names += (names.empty() ? "" : ", ") + n;
+    throw usage_error("--model " + model + ": no such file (give a TorchScript file or one of " +
+                      names + ")");
+  }
+  return load_script_model(model);
+}
+
 std::unique_ptr<Model> load_model(const ModelOptions& o) {
   const auto device = device_string(o);
+  if (names_model_file(o.arch)) {
+    if (!o.weights.empty() || o.random_seed >= 0) {
+      throw usage_error("--model " + o.arch + ": a TorchScript file carries its own weights; "
+                        "drop --weights and --random-weights");
+    }
+    auto model = model_of(o.arch);
+    model->module().to(torch::Device(device));
+    return model;
+  }
   auto model = make_model(o.arch);
   if (!o.weights.empty() && o.random_seed >= 0) {
     throw usage_error("--weights and --random-weights exclude each other; give one");

@@ -47,6 +47,11 @@ struct ModelOptions {
 // Binds --model, --weights, --random-weights, --device. --model is required unless
 // `default_arch` is given.
 void add_model_options(CLI::App& app, ModelOptions& options, const std::string& default_arch = "");
+// True if --model names a file (it exists, has a path or a model file's extension) rather than a
+// zoo architecture.
+bool names_model_file(const std::string& model);
+// A zoo architecture without weights, or a TorchScript file.
+std::unique_ptr<Model> model_of(const std::string& model);
 // Builds the model and loads its weights; refuses a model with neither --weights nor
 // --random-weights (no silent random models).
 std::unique_ptr<Model> load_model(const ModelOptions& options);

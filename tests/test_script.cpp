@@ -5,6 +5,7 @@
 // not depend on the CPU's kernels (the two models run the same operations in other orders).
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -102,6 +103,31 @@ TEST(Script, ResNet18ScriptedAndTracedEqualsTheZooModel) {
       EXPECT_LT(relative_error(ra, rb), 1e-9);
     }
   }
+}
+
+// A model that returns a dict {"aux": [N, 5, H, W], "logits": [N, 4]}: the first tensor by
+// default, a key chosen with ScriptOptions::output (CLI --output), an unknown key refused.
+TEST(Script, OutputsAreChosenFromADict) {
+  const std::string file = models_dir() + "/tiny_dict_script.pt";
+  EXPECT_EQ(load_script_model(file)->num_classes(), 5);
+  ScriptOptions options;
+  options.output = "logits";
+  auto model = load_script_model(file, options);
+  EXPECT_EQ(model->num_classes(), 4);
+  EXPECT_EQ(model->default_cam_layer(), "head");  // the last 4-D output, not a pooling layer's
+  auto module = torch::jit::load(file);
+  const auto x = torch::randn({2, 3, 16, 16}, at::make_generator<at::CPUGeneratorImpl>(1));
+  const auto expected = module.forward({x}).toGenericDict().at("logits").toTensor();
+  EXPECT_TRUE(torch::allclose(model->forward(x).output, expected, 1e-5, 1e-6));
+  // The functional ReLU after "body" is a ReLU of the graph: guided backprop changes it.
+  auto vanilla = find_method("vanilla").make({})->attribute(*model, x, Target::class_logit(1));
+  auto guided =
+      find_method("guided-backprop").make({})->attribute(*model, x, Target::class_logit(1));
+  EXPECT_FALSE(torch::allclose(vanilla, guided));
+  options.output = "nope";
+  expect_error([&] { load_script_model(file, options); },
+               "--output nope: the model returns a dict {'aux': a tensor [1, 5, 224, 224]; "
+               "'logits': a tensor [1, 4]}; give an index or a key of it");
 }
 
 TEST(Script, FilesThatAreNotTorchScriptModelsAreRefused) {

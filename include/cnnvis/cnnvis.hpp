@@ -21,6 +21,7 @@
 #include "cnnvis/methods/score_cam.hpp"
 #include "cnnvis/methods/vanilla.hpp"
 #include "cnnvis/model.hpp"
+#include "cnnvis/models/script.hpp"
 #include "cnnvis/models/weights.hpp"
 #include "cnnvis/models/zoo.hpp"
 #include "cnnvis/target.hpp"

@@ -2,7 +2,8 @@
 """Writes the TorchScript test models of tests/test_script.cpp into OUT (once: a stamp holds
 this script's hash, so a second call returns at once). torchvision's ResNet-18 with
 cnnvis_random_weights(1234), the weights the zoo tests give the native model, scripted and
-traced; the same network frozen (refused by cnnvis); its state_dict (not TorchScript).
+traced; the same network frozen (refused by cnnvis); its state_dict (not TorchScript); a
+small scripted model that returns a dict.
     /usr/bin/python3 tests/python/save_torchscript.py OUT
 """
 import hashlib
@@ -38,6 +39,25 @@ def main():
     with torch.no_grad():
         save(torch.jit.trace(resnet, torch.zeros(1, 3, 64, 64)), "resnet18_trace.pt")
     save(torch.jit.freeze(torch.jit.script(resnet)), "resnet18_frozen.pt")
+    # A small custom model returning a dict, with a functional ReLU on a nested module's output.
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(
+                torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU())
+            self.head = torch.nn.Conv2d(8, 5, 1)
+            self.fc = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            f = torch.nn.functional.relu(self.body(x) - 0.05)
+            return {"aux": self.head(f), "logits": self.fc(f.mean([2, 3]))}
+
+    torch.manual_seed(0)
+    tiny = Tiny().eval()
+    with torch.no_grad():
+        tiny.body[1].running_mean.uniform_(-0.2, 0.2)
+        tiny.body[1].running_var.uniform_(0.5, 1.5)
+    save(torch.jit.script(tiny), "tiny_dict_script.pt")
     tmp = os.path.join(out, "resnet18_state_dict.pth.tmp-%d" % os.getpid())
     torch.save(resnet.state_dict(), tmp)
     os.replace(tmp, os.path.join(out, "resnet18_state_dict.pth"))

@@ -131,6 +131,10 @@ void add_model_options(CLI::App& app, ModelOptions& o, const std::string& defaul
                  "demos)")
       ->check(integer_range(0));
   app.add_option("--device", o.device, "cpu or cuda[:N]")->capture_default_str();
+  app.add_option("--output", o.output,
+                 "TorchScript model returning a tuple, list or dict: which element holds the "
+                 "logits, an index (0, 1) or a key/NamedTuple field (out, logits); default the "
+                 "first tensor");
 }
 
 std::string device_string(const ModelOptions& o) {
@@ -164,8 +168,14 @@ bool names_model_file(const std::string& model) {
          ext == ".ptl" || ext == ".zip" || ext == ".torchscript";
 }
 
-std::unique_ptr<Model> model_of(const std::string& model) {
-  if (!names_model_file(model)) return make_model(model);
+std::unique_ptr<Model> model_of(const std::string& model, const std::string& output) {
+  if (!names_model_file(model)) {
+    if (!output.empty()) {
+      throw usage_error("--output " + output + ": only for TorchScript models; --model " + model +
+                        " returns its logits");
+    }
+    return make_model(model);
+  }
   std::error_code ec;
   if (!std::filesystem::exists(model, ec)) {
     std::string names;
@@ -173,7 +183,9 @@ std::unique_ptr<Model> model_of(const std::string& model) {
     throw usage_error("--model " + model + ": no such file (give a TorchScript file or one of " +
                       names + ")");
   }
-  return load_script_model(model);
+  ScriptOptions options;
+  options.output = output;
+  return load_script_model(model, options);
 }
 
 std::unique_ptr<Model> load_model(const ModelOptions& o) {
@@ -183,11 +195,11 @@ std::unique_ptr<Model> load_model(const ModelOptions& o) {
       throw usage_error("--model " + o.arch + ": a TorchScript file carries its own weights; "
                         "drop --weights and --random-weights");
     }
-    auto model = model_of(o.arch);
+    auto model = model_of(o.arch, o.output);
     model->module().to(torch::Device(device));
     return model;
   }
-  auto model = make_model(o.arch);
+  auto model = model_of(o.arch, o.output);
   if (!o.weights.empty() && o.random_seed >= 0) {
     throw usage_error("--weights and --random-weights exclude each other; give one");
   }

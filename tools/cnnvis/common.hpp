@@ -43,6 +43,7 @@ struct ModelOptions {
   std::string weights;
   int64_t random_seed = -1;  // --random-weights SEED; -1 = not given
   std::string device = "cpu";
+  std::string output;  // --output: the logits within a TorchScript model's output
 };
 // Binds --model, --weights, --random-weights, --device. --model is required unless
 // `default_arch` is given.
@@ -51,7 +52,7 @@ void add_model_options(CLI::App& app, ModelOptions& options, const std::string& 
 // zoo architecture.
 bool names_model_file(const std::string& model);
 // A zoo architecture without weights, or a TorchScript file.
-std::unique_ptr<Model> model_of(const std::string& model);
+std::unique_ptr<Model> model_of(const std::string& model, const std::string& output = "");
 // Builds the model and loads its weights; refuses a model with neither --weights nor
 // --random-weights (no silent random models).
 std::unique_ptr<Model> load_model(const ModelOptions& options);

@@ -104,6 +104,9 @@ if /usr/bin/python3 "$SRC/tests/python/save_torchscript.py" "$TS"; then
     vanilla --model "$TS/resnet18_script.pt" --random-weights 0 --image "$cat_png" --out "$work/out"
   expect 2 "--model nothere.pt: no such file" "$CNNVIS" explain vanilla --model nothere.pt \
     --image "$cat_png" --out "$work/out"
+  # A zoo name stays the zoo model where a folder of that name exists (the demo's gallery).
+  mkdir -p "$work/cwd/resnet18" && (cd "$work/cwd" && "$CNNVIS" layers --model resnet18 --size 64) \
+    > "$work/stdout" 2>&1 && grep -q "^resnet18: " "$work/stdout" && ok || fail "zoo name vs folder: $(cat "$work/stdout")"
   expect 1 "resnet18_frozen.pt: no submodule is called in forward \(a frozen module" "$CNNVIS" \
     layers --model "$TS/resnet18_frozen.pt"
   printf 'not a model' > "$work/text.pt"

@@ -4,6 +4,7 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -161,6 +162,10 @@ std::string device_string(const ModelOptions& o) {
 }
 
 bool names_model_file(const std::string& model) {
+  // A zoo name is the zoo model, even where a file or folder of that name exists (the demo's
+  // gallery folder is "demo"); ./resnet18 names such a file.
+  const auto& zoo = model_names();
+  if (std::find(zoo.begin(), zoo.end(), model) != zoo.end()) return false;
   std::error_code ec;
   if (std::filesystem::exists(model, ec)) return true;
   const auto ext = std::filesystem::path(model).extension().string();

@@ -49,7 +49,7 @@ struct ModelOptions {
 // `default_arch` is given.
 void add_model_options(CLI::App& app, ModelOptions& options, const std::string& default_arch = "");
 // True if --model names a file (it exists, has a path or a model file's extension) rather than a
-// zoo architecture.
+// zoo architecture; a zoo name is always the architecture (./NAME for a file of that name).
 bool names_model_file(const std::string& model);
 // A zoo architecture without weights, or a TorchScript file.
 std::unique_ptr<Model> model_of(const std::string& model, const std::string& output = "");

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "cnnvis/error.hpp"
+#include "cnnvis/io/npy.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/models/script.hpp"
 #include "cnnvis/models/zoo.hpp"
@@ -103,6 +104,38 @@ TEST(Script, ResNet18ScriptedAndTracedEqualsTheZooModel) {
       EXPECT_LT(relative_error(ra, rb), 1e-9);
     }
   }
+}
+
+// A custom model against PyTorch's own numbers for it (eager mode, float64, written beside the
+// model by save_torchscript.py): an in-place ReLU module called twice, a nested submodule
+// (body.conv), a functional in-place ReLU, dropout. Taps keep what each module returned
+// (stem's output is overwritten in place by the ReLU after it in PyTorch; the hooks cloned it);
+// guided backprop guides every ReLU: the module, and torch.relu_ in forward. load_npy reads
+// float32, so the references carry float32 rounding (a relative 6e-8): hence 1e-6, while both
+// sides compute in float64 (the input is float32-representable).
+TEST(Script, CustomModelMatchesPyTorch) {
+  const std::string dir = models_dir();
+  auto model = load_script_model(dir + "/custom_script.pt");
+  const auto x = load_npy(dir + "/custom_x.npy").to(torch::kDouble);
+  auto expected = [&](const std::string& name) {
+    return load_npy(dir + "/custom_" + name + ".npy").to(torch::kDouble);
+  };
+  EXPECT_EQ(model->num_classes(), 3);
+  const std::vector<std::string> taps{"stem", "act", "body.conv", "body.bn", "fc"};
+  const auto r = model->forward(x, taps);
+  EXPECT_LT(relative_error(r.output, expected("logits")), 1e-6);
+  for (const auto& t : taps) {
+    EXPECT_LT(relative_error(r.taps.at(t), expected("tap_" + t)), 1e-6) << t;
+  }
+  // The ReLU's last call (on the residual sum) cuts the graph; the stem does not (the sum
+  // needs its ReLU's output too).
+  EXPECT_LT(relative_error(model->forward_from("act", r.taps.at("act")), r.output), 1e-12);
+  expect_error([&] { model->forward_from("body.bn", r.taps.at("body.bn")); }, "not resumable");
+  const auto target = Target::class_logit(1);
+  EXPECT_LT(relative_error(find_method("vanilla").make({})->attribute(*model, x, target),
+                           expected("vanilla")), 1e-6);
+  EXPECT_LT(relative_error(find_method("guided-backprop").make({})->attribute(*model, x, target),
+                           expected("guided")), 1e-6);
 }
 
 // A model that returns a dict {"aux": [N, 5, H, W], "logits": [N, 4]}: the first tensor by

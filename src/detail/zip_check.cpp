@@ -51,7 +51,9 @@ class Checker {
   }
 
   std::string read(uint64_t pos, uint64_t n, const char* what) const {
-    if (pos > size_ || n > size_ - pos) fail(std::string(what) + " lies beyond the end of the file");
+    if (pos > size_ || n > size_ - pos) {
+      fail(std::string(what) + " lies beyond the end of the file");
+    }
     std::string out(static_cast<size_t>(n), '\0');
     if (n > 0 && read_(pos, out.data(), out.size()) != out.size()) {
       fail(std::string("cannot read ") + what);
@@ -77,7 +79,8 @@ class Checker {
     const auto* e = t + (eocd - (size_ - window));
     uint64_t total = le16(e + 10), cdir_size = le32(e + 12), cdir_offset = le32(e + 16);
     if (eocd >= kZip64LocatorSize + kZip64EocdSize) {
-      const std::string locator = read(eocd - kZip64LocatorSize, kZip64LocatorSize, "zip64 locator");
+      const std::string locator =
+          read(eocd - kZip64LocatorSize, kZip64LocatorSize, "the zip64 locator");
       const auto* l = reinterpret_cast<const unsigned char*>(locator.data());
       if (le32(l) == kZip64LocatorSig) {
         const uint64_t at = le64(l + 8);
@@ -92,7 +95,9 @@ class Checker {
       }
     }
     if (total == 0) fail("the archive holds no records");
-    if (total > cdir_size / kCentralSize) fail("the central directory is too small for its records");
+    if (total > cdir_size / kCentralSize) {
+      fail("the central directory is too small for its records");
+    }
     const std::string dir = read(cdir_offset, cdir_size, "the central directory");
     const auto* d = reinterpret_cast<const unsigned char*>(dir.data());
     std::vector<Entry> out;

@@ -469,7 +469,10 @@ class ScriptModel final : public Model {
     ForwardResult result;
     try {
       torch::NoGradGuard no_grad;
-      result = forward_impl(torch::zeros({1, 3, 224, 224}), names);
+      auto options = torch::TensorOptions().dtype(torch::kFloat);
+      const auto parameters = mirror_->parameters();
+      if (!parameters.empty()) options = parameters.front().options().requires_grad(false);
+      result = forward_impl(torch::zeros({1, 3, 224, 224}, options), names);
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {

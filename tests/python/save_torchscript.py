@@ -3,12 +3,96 @@
 this script's hash, so a second call returns at once). torchvision's ResNet-18 with
 cnnvis_random_weights(1234), the weights the zoo tests give the native model, scripted and
 traced; the same network frozen (refused by cnnvis); its state_dict (not TorchScript); a
-small scripted model that returns a dict.
+small scripted model that returns a dict; a custom model and PyTorch's numbers for it
+(save_custom).
     /usr/bin/python3 tests/python/save_torchscript.py OUT
 """
 import hashlib
 import os
 import sys
+
+
+def save_custom(torch, out, save):
+    """custom_script.pt: an in-place ReLU module called twice (the second time on a residual
+    sum), a nested submodule (body.conv), a functional in-place ReLU, dropout; in float64 with
+    random BatchNorm statistics and biases. Beside it, PyTorch's own numbers for it (eager mode,
+    float64): custom_x.npy (input [2, 3, 12, 12]), custom_logits.npy, the output of each module
+    (forward hooks, cloned when the module returns: later in-place ops do not reach them),
+    custom_vanilla.npy (d logit 1 / d x) and custom_guided.npy (the same with every ReLU guided,
+    F.relu, torch.relu and torch.relu_ alike)."""
+    import numpy
+    nn = torch.nn
+
+    class Custom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 6, 3, padding=1)
+            self.act = nn.ReLU(inplace=True)
+            self.body = nn.Module()
+            self.body.conv = nn.Conv2d(6, 6, 3, padding=1)
+            self.body.bn = nn.BatchNorm2d(6)
+            self.drop = nn.Dropout(0.5)
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x):
+            y = self.act(self.stem(x))
+            z = self.body.bn(self.body.conv(y))
+            z = self.act(z + y)
+            z = torch.relu_(z - 0.1)
+            return self.fc(self.drop(z.mean([2, 3])))
+
+    torch.manual_seed(1)
+    model = Custom().double().eval()
+    with torch.no_grad():
+        model.body.bn.running_mean.uniform_(-0.3, 0.3)
+        model.body.bn.running_var.uniform_(0.5, 1.5)
+        model.body.bn.weight.uniform_(0.5, 1.5)
+        model.body.bn.bias.uniform_(-0.2, 0.2)
+    save(torch.jit.script(model), "custom_script.pt")
+
+    def npy(name, t):
+        tmp = os.path.join(out, name + ".tmp-%d.npy" % os.getpid())
+        numpy.save(tmp, t.detach().numpy())
+        os.replace(tmp, os.path.join(out, name + ".npy"))
+
+    # float32-representable, since cnnvis::load_npy reads into float32
+    x = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(2)).double()
+    outputs = {}
+    for name in ["stem", "act", "body.conv", "body.bn", "fc"]:
+        module = model.get_submodule(name)
+        module.register_forward_hook(
+            lambda m, i, o, name=name: outputs.__setitem__(name, o.detach().clone()))
+    xv = x.clone().requires_grad_(True)
+    logits = model(xv)
+    logits[:, 1].sum().backward()
+    npy("custom_x", x)
+    npy("custom_logits", logits)
+    for name, value in outputs.items():
+        npy("custom_tap_" + name, value)
+    npy("custom_vanilla", xv.grad)
+
+    class Guided(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, t):
+            y = t.clamp(min=0)
+            ctx.save_for_backward(y)
+            return y
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g.clamp(min=0) * (y > 0).to(g.dtype)
+
+    F = torch.nn.functional
+    saved = F.relu, torch.relu, torch.relu_
+    F.relu = lambda t, inplace=False: Guided.apply(t)
+    torch.relu = torch.relu_ = Guided.apply
+    try:
+        xg = x.clone().requires_grad_(True)
+        model(xg)[:, 1].sum().backward()
+    finally:
+        F.relu, torch.relu, torch.relu_ = saved
+    npy("custom_guided", xg.grad)
 
 
 def main():
@@ -58,6 +142,7 @@ def main():
         tiny.body[1].running_mean.uniform_(-0.2, 0.2)
         tiny.body[1].running_var.uniform_(0.5, 1.5)
     save(torch.jit.script(tiny), "tiny_dict_script.pt")
+    save_custom(torch, out, save)
     tmp = os.path.join(out, "resnet18_state_dict.pth.tmp-%d" % os.getpid())
     torch.save(resnet.state_dict(), tmp)
     os.replace(tmp, os.path.join(out, "resnet18_state_dict.pth"))

@@ -100,6 +100,15 @@ if /usr/bin/python3 "$SRC/tests/python/save_torchscript.py" "$TS"; then
     && grep -qE "^layer4 +Sequential +\[1, 512, 2, 2\] +[0-9]+ +default CAM layer" "$work/stdout" \
     && grep -qE "^layer3.1.conv2 +Conv2d .*not resumable" "$work/stdout" \
     && ok || fail "layers on TorchScript: $(cat "$work/stdout")"
+  # Synthesis (file names from the model file's stem) and a gallery on a TorchScript model.
+  rm -rf "$work/ts_syn" && mkdir -p "$work/ts_syn"
+  "$CNNVIS" synthesize filter --model "$TS/resnet18_trace.pt" --size 64 --layer layer2.0.conv1 \
+    --filter 3 --steps 3 --out "$work/ts_syn" > "$work/stdout" 2>&1 \
+    && [ -s "$work/ts_syn/resnet18_trace_layer2.0.conv1_filter3.png" ] && ok \
+    || fail "synthesize on TorchScript: $(cat "$work/stdout")"
+  "$CNNVIS" demo --model "$TS/resnet18_script.pt" --images "$SRC/data/scenes" --methods vanilla,grad-cam \
+    --size 64 --out "$work/ts_demo" > "$work/stdout" 2>&1 && [ -s "$work/ts_demo/index.html" ] \
+    && [ -s "$work/ts_demo/gallery.json" ] && ok || fail "demo on TorchScript: $(cat "$work/stdout")"
   expect 2 "--model .*resnet18_script.pt: a TorchScript file carries its own weights" "$CNNVIS" explain \
     vanilla --model "$TS/resnet18_script.pt" --random-weights 0 --image "$cat_png" --out "$work/out"
   expect 2 "--model nothere.pt: no such file" "$CNNVIS" explain vanilla --model nothere.pt \

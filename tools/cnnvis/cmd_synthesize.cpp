@@ -229,7 +229,11 @@ void run(const SynthOptions& o, const std::string& kind) {
   auto model = load_model(o.model);
   Target target = Target::class_logit(0);
   SynthesisOptions s;
-  std::string stem = model->name();
+  // File names start with the model's name; a TorchScript model's name is its path, so its
+  // file stem ("models/resnet18.pt" -> "resnet18").
+  std::string stem = names_model_file(o.model.arch)
+                         ? std::filesystem::path(model->name()).stem().string()
+                         : model->name();
   std::vector<std::string> names;  // per image, for the file names
   DeepDreamOptions dream;
   double data_weight = 1;

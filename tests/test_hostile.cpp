@@ -72,6 +72,19 @@ detail::PickleValue unpickle(const std::string& ops, detail::PickleArena& arena)
   return detail::unpickle(data.data(), data.size(), &pos, "test.pkl", arena);
 }
 
+// The committed fuzzer findings of a harness (tests/fuzz/regressions/<harness>/): name, bytes.
+std::vector<std::pair<std::string, std::string>> regression_inputs(const std::string& harness) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& entry :
+       fs::directory_iterator(fs::path(CNNVIS_SOURCE_DIR) / "tests/fuzz/regressions" / harness)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    out.emplace_back(entry.path().filename().string(),
+                     std::string((std::istreambuf_iterator<char>(in)), {}));
+  }
+  EXPECT_FALSE(out.empty()) << harness;
+  return out;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -286,12 +299,8 @@ TEST(Hostile, ZipLayoutsThatLibTorchsReaderLeaksOnAreRefusedFirst) {
   expect_error([&] { read_state_dict_bytes(empty, "none.pth"); },
                "none.pth: damaged PyTorch zip archive (the archive holds no records");
   // The committed fuzzer findings (tests/fuzz/regressions/weights/) give one line too.
-  for (const auto& entry :
-       fs::directory_iterator(fs::path(CNNVIS_SOURCE_DIR) / "tests/fuzz/regressions/weights")) {
-    std::ifstream in(entry.path(), std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    expect_error([&] { read_state_dict_bytes(bytes, entry.path().filename().string()); },
-                 entry.path().filename().string() + ": ");
+  for (const auto& [name, bytes] : regression_inputs("weights")) {
+    expect_error([&] { read_state_dict_bytes(bytes, name); }, name + ": ");
   }
 }
 
@@ -362,12 +371,8 @@ TEST(Hostile, NpyEmptyArraysWithHugeOtherDimensionsAreRefused) {
                        "(0, 63, 2, 33333333333, 3322222222, 333333333, 7, 2, 12), }", ""),
                    "empty.npy");
   }, "empty.npy: not a readable .npy file (the dimensions of the shape");
-  for (const auto& entry :
-       fs::directory_iterator(fs::path(CNNVIS_SOURCE_DIR) / "tests/fuzz/regressions/npy")) {
-    std::ifstream in(entry.path(), std::ios::binary);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), {});
-    expect_error([&] { load_npy_bytes(bytes, entry.path().filename().string()); },
-                 entry.path().filename().string() + ": ");
+  for (const auto& [name, bytes] : regression_inputs("npy")) {
+    expect_error([&] { load_npy_bytes(bytes, name); }, name + ": ");
   }
   // Large but representable: read.
   EXPECT_EQ(load_npy_bytes(npy("{'descr': '<f4', 'fortran_order': False, 'shape': "

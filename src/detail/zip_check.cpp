@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cstring>
+#include <istream>
 #include <stdexcept>
 #include <vector>
 
@@ -184,6 +186,34 @@ class Checker {
 };
 
 }  // namespace
+
+ReadAt stream_read_at(std::istream& in) {
+  return [&in](uint64_t pos, void* buf, size_t n) -> size_t {
+    in.clear();
+    in.seekg(static_cast<std::streamoff>(pos));
+    in.read(static_cast<char*>(buf), static_cast<std::streamsize>(n));
+    return static_cast<size_t>(in.gcount());
+  };
+}
+
+ReadAt memory_read_at(const std::string& bytes) {
+  return [&bytes](uint64_t pos, void* buf, size_t n) -> size_t {
+    if (pos >= bytes.size()) return 0;
+    n = std::min<size_t>(n, bytes.size() - static_cast<size_t>(pos));
+    std::memcpy(buf, bytes.data() + pos, n);
+    return n;
+  };
+}
+
+bool is_torchscript_archive(const std::vector<std::string>& records) {
+  auto code = [](const std::string& name) {
+    return name == "constants.pkl" || name.compare(0, 5, "code/") == 0;
+  };
+  return std::any_of(records.begin(), records.end(), [&](const std::string& r) {
+    const size_t slash = r.find('/');
+    return code(r) || (slash != std::string::npos && code(r.substr(slash + 1)));
+  });
+}
 
 uint32_t crc32(const void* data, size_t n) {
   static const std::array<uint32_t, 256> table = [] {

@@ -112,11 +112,9 @@ std::string tap_name(const jit::Node* tap) {
 
 // ---- step 1: inlining, with taps ----
 
-struct Inlined {
-  std::map<std::string, std::string> types;  // module path -> Python class name
-};
-
-void inline_calls(jit::Graph& graph, Inlined& info, const std::string& source) {
+// Also records each tapped module's Python class name in `types` (by module path).
+void inline_calls(jit::Graph& graph, std::map<std::string, std::string>& types,
+                  const std::string& source) {
   jit::Value* self = graph.inputs()[0];
   for (int round = 0;; ++round) {
     std::vector<jit::Node*> calls;
@@ -154,7 +152,7 @@ void inline_calls(jit::Graph& graph, Inlined& info, const std::string& source) {
       if (forward && path && !path->empty() && n->outputs().size() == 1 &&
           n->output()->type()->isSubtypeOf(*c10::TensorType::get())) {
         const std::string name = detail::join(*path, ".");
-        info.types[name] = cls->name() ? cls->name()->name() : "Module";
+        types[name] = cls->name() ? cls->name()->name() : "Module";
         jit::WithInsertPoint guard(n->next());
         jit::Value* label = graph.insertConstant(c10::IValue(name));
         jit::Node* tap = graph.insertNode(graph.create(kTap, {n->output(), label}, 1));
@@ -330,8 +328,9 @@ at::Tensor pick_output(const c10::IValue& v, const std::string& spec, const std:
     chosen = elements[k];
   } else if (v.isList() && index) {
     const auto list = v.toListRef();
-    if (std::stoul(spec) >= list.size()) throw bad();
-    chosen = list[std::stoul(spec)];
+    const size_t k = std::stoul(spec);
+    if (k >= list.size()) throw bad();
+    chosen = list[k];
   } else if (v.isGenericDict()) {
     bool found = false;
     for (const auto& e : v.toGenericDict()) {
@@ -419,11 +418,9 @@ class ScriptModel final : public Model {
       throw Error(source_ + ": forward takes " + std::to_string(master_->inputs().size() - 1) +
                   " inputs; cnnvis explains models that take one image batch");
     }
-    Inlined info;
-    inline_calls(*master_, info, source_);
+    inline_calls(*master_, types_, source_);
     fold_attributes(*master_, module_, source_);
     clean_up(master_);
-    types_ = std::move(info.types);
     if (std::getenv("CNNVIS_DUMP_GRAPH")) std::cerr << *master_;
   }
 
@@ -583,13 +580,8 @@ std::vector<std::string> zip_records(const std::string& path) {
   if (!in) throw Error(path + ": cannot open the model file: " + std::strerror(errno));
   in.seekg(0, std::ios::end);
   const auto size = static_cast<uint64_t>(in.tellg());
-  const detail::ReadAt read_at = [&in](uint64_t pos, void* buf, size_t n) -> size_t {
-    in.clear();
-    in.seekg(static_cast<std::streamoff>(pos));
-    in.read(static_cast<char*>(buf), static_cast<std::streamsize>(n));
-    return static_cast<size_t>(in.gcount());
-  };
-  detail::check_torch_zip(read_at, size, path, caffe2::serialize::kMinSupportedFileFormatVersion,
+  detail::check_torch_zip(detail::stream_read_at(in), size, path,
+                          caffe2::serialize::kMinSupportedFileFormatVersion,
                           caffe2::serialize::kMaxSupportedFileFormatVersion);
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
@@ -607,19 +599,11 @@ bool starts_like_zip(const std::string& path) {
   return in.gcount() == 4 && std::memcmp(head, "PK\x03\x04", 4) == 0;
 }
 
-bool holds_code(const std::vector<std::string>& records) {
-  return std::any_of(records.begin(), records.end(), [](const std::string& r) {
-    const auto slash = r.find('/');
-    const std::string inner = slash == std::string::npos ? r : r.substr(slash + 1);
-    return inner == "constants.pkl" || inner.compare(0, 5, "code/") == 0;
-  });
-}
-
 }  // namespace
 
 bool is_torchscript_file(const std::string& path) {
   check_regular_file(path, "model file");
-  return starts_like_zip(path) && holds_code(zip_records(path));
+  return starts_like_zip(path) && detail::is_torchscript_archive(zip_records(path));
 }
 
 std::unique_ptr<Model> load_script_model(const std::string& path, const ScriptOptions& options) {
@@ -629,7 +613,7 @@ std::unique_ptr<Model> load_script_model(const std::string& path, const ScriptOp
                 "the model with torch.jit.script(model).save(path), or give a zoo name");
   }
   const auto records = zip_records(path);
-  if (!holds_code(records)) {
+  if (!detail::is_torchscript_archive(records)) {
     throw Error(path + ": a PyTorch zip without TorchScript code (a state_dict saved by "
                 "torch.save?); give it as --weights with its architecture, or save the model "
                 "with torch.jit.script(model).save(path)");

@@ -172,15 +172,6 @@ class MemoryReadAdapter : public caffe2::serialize::ReadAdapterInterface {
   const std::string& bytes_;
 };
 
-detail::ReadAt memory_read_at(const std::string& bytes) {
-  return [&bytes](uint64_t pos, void* buf, size_t n) -> size_t {
-    if (pos >= bytes.size()) return 0;
-    n = std::min<size_t>(n, bytes.size() - static_cast<size_t>(pos));
-    std::memcpy(buf, bytes.data() + pos, n);
-    return n;
-  };
-}
-
 // `make_reader` opens the archive (from a file or from memory) inside the try block, so that
 // LibTorch's errors become cnnvis's.
 template <typename MakeReader>
@@ -195,12 +186,7 @@ StateDict read_torch_zip(const std::string& path, uint64_t file_size, const deta
     auto reader_ptr = make_reader();
     caffe2::serialize::PyTorchStreamReader& reader = *reader_ptr;
     // TorchScript archives hold a data.pkl too (the module's attributes), so this comes first.
-    const auto records_in = reader.getAllRecords();
-    const bool torchscript =
-        reader.hasRecord("constants.pkl") ||
-        std::any_of(records_in.begin(), records_in.end(),
-                    [](const std::string& r) { return r.compare(0, 5, "code/") == 0; });
-    if (torchscript) {
+    if (detail::is_torchscript_archive(reader.getAllRecords())) {
       throw Error(path + ": is a TorchScript archive (torch.jit.save), not a state_dict; "
                   "pass it as --model " + path + " (it carries its weights), or save a "
                   "state_dict with torch.save(model.state_dict(), path) for --weights");
@@ -496,13 +482,8 @@ StateDict read_state_dict(const std::string& path) {
     case WeightFormat::kTorchZip: {
       std::ifstream in(path, std::ios::binary);
       if (!in) throw Error(path + ": cannot open the weights file: " + std::strerror(errno));
-      const detail::ReadAt read_at = [&in](uint64_t pos, void* buf, size_t n) -> size_t {
-        in.clear();
-        in.seekg(static_cast<std::streamoff>(pos));
-        in.read(static_cast<char*>(buf), static_cast<std::streamsize>(n));
-        return static_cast<size_t>(in.gcount());
-      };
-      return read_torch_zip(path, std::filesystem::file_size(path), read_at, [&] {
+      const uint64_t size = std::filesystem::file_size(path);
+      return read_torch_zip(path, size, detail::stream_read_at(in), [&] {
         return std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
       });
     }
@@ -517,7 +498,7 @@ StateDict read_state_dict(const std::string& path) {
 StateDict read_state_dict_bytes(const std::string& bytes, const std::string& source) {
   switch (detect_format(bytes.substr(0, 32), bytes.size(), source)) {
     case WeightFormat::kTorchZip:
-      return read_torch_zip(source, bytes.size(), memory_read_at(bytes), [&] {
+      return read_torch_zip(source, bytes.size(), detail::memory_read_at(bytes), [&] {
         return std::make_unique<caffe2::serialize::PyTorchStreamReader>(
             std::make_shared<MemoryReadAdapter>(bytes));
       });

@@ -111,6 +111,13 @@ if /usr/bin/python3 "$SRC/tests/python/save_torchscript.py" "$TS"; then
     && [ -s "$work/ts_demo/gallery.json" ] && ok || fail "demo on TorchScript: $(cat "$work/stdout")"
   expect 2 "--model .*resnet18_script.pt: a TorchScript file carries its own weights" "$CNNVIS" explain \
     vanilla --model "$TS/resnet18_script.pt" --random-weights 0 --image "$cat_png" --out "$work/out"
+  expect 2 "--output nope: the model returns a dict \\{'aux'" "$CNNVIS" explain vanilla \
+    --model "$TS/tiny_dict_script.pt" --output nope --image "$cat_png" --out "$work/out"
+  expect 2 "--output logits: only for TorchScript models" "$CNNVIS" explain vanilla --model resnet18 \
+    --random-weights 0 --output logits --image "$cat_png" --out "$work/out"
+  "$CNNVIS" explain vanilla --model "$TS/tiny_dict_script.pt" --output logits --size 32 --image "$cat_png" \
+    --out "$work/ts_dict" > "$work/stdout" 2>&1 && grep -qE "^    4\. " "$work/stdout" \
+    && ! grep -qE "^    5\. " "$work/stdout" && ok || fail "--output logits: $(cat "$work/stdout")"
   expect 2 "--model nothere.pt: no such file" "$CNNVIS" explain vanilla --model nothere.pt \
     --image "$cat_png" --out "$work/out"
   # A zoo name stays the zoo model where a folder of that name exists (the demo's gallery).

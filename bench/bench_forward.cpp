@@ -6,6 +6,10 @@
 // px, batch 1 and 4) against one forward + backward to the input of the network truncated at
 // features.17 (the same graph walk), --benchmark_filter=synthesis; the ratio of the two
 // items_per_second is the issue's "steps per second as a ratio to forward+backward".
+// TorchScript against native (issue 16): with CNNVIS_SCRIPT_MODELS=DIR (the folder that
+// tests/python/save_torchscript.py writes; bench/script.sh does both), a forward pass, vanilla,
+// Grad-CAM and Ablation-CAM of torchvision's ResNet-18 scripted and traced, against the zoo's
+// native ResNet-18 with the same weights, batch 1 at 224, --benchmark_filter=script/.
 // Models are registered explicitly from main (static self-registration is dropped when linking
 // a static library).
 #include <benchmark/benchmark.h>
@@ -14,7 +18,10 @@
 #include <cstdlib>
 #include <thread>
 
+#include "cnnvis/method.hpp"
+#include "cnnvis/models/script.hpp"
 #include "cnnvis/models/zoo.hpp"
+#include "cnnvis/target.hpp"
 #include "cnnvis/synthesis.hpp"
 #include "methods/graph_forward.hpp"
 
@@ -66,6 +73,30 @@ void synthesis_steps(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kSteps);
 }
 
+// `what` ("forward" or a method) on ResNet-18: the zoo's (file empty) or a TorchScript file.
+void script_vs_native(benchmark::State& state, const std::string& file, const std::string& what) {
+  std::unique_ptr<cnnvis::Model> model;
+  if (file.empty()) {
+    model = cnnvis::make_model("resnet18");
+    cnnvis::randomize_weights(*model, 1234);  // save_torchscript.py's weights
+  } else {
+    model = cnnvis::load_script_model(file);
+  }
+  const auto x = torch::randn({1, 3, 224, 224});
+  const auto target = cnnvis::Target::class_logit(3);
+  std::unique_ptr<cnnvis::Method> method;
+  if (what != "forward") method = cnnvis::find_method(what).make({});
+  for (auto _ : state) {
+    if (method) {
+      benchmark::DoNotOptimize(method->attribute(*model, x, target));
+    } else {
+      torch::InferenceMode guard;
+      benchmark::DoNotOptimize(model->forward(x).output);
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,6 +114,20 @@ int main(int argc, char** argv) {
       ->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   benchmark::RegisterBenchmark("synthesis/steps_features.17/vgg16", synthesis_steps)
       ->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  if (const char* dir = std::getenv("CNNVIS_SCRIPT_MODELS")) {
+    for (const char* what : {"forward", "vanilla", "grad-cam", "ablation-cam"}) {
+      for (const auto& [label, file] : std::vector<std::pair<std::string, std::string>>{
+               {"native", ""},
+               {"scripted", std::string(dir) + "/resnet18_script.pt"},
+               {"traced", std::string(dir) + "/resnet18_trace.pt"}}) {
+        benchmark::RegisterBenchmark(
+            ("script/resnet18/" + std::string(what) + "/" + label).c_str(), script_vs_native,
+            file, std::string(what))
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(what == std::string("ablation-cam") ? 4.0 : 2.0);
+      }
+    }
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -2,6 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <fstream>
+#include <map>
+
 #include "cnnvis/error.hpp"
 #include "cnnvis/imagenet.hpp"
 #include "detail/strings.hpp"
@@ -61,8 +65,54 @@ ReluModeGuard::~ReluModeGuard() {
   model_.relu_mode_ = previous_;
 }
 
-std::vector<std::string> Model::class_names() const {
+std::vector<std::string> Model::default_class_names() const {
   return num_classes() == 1000 ? imagenet_classes() : std::vector<std::string>{};
+}
+
+std::vector<std::string> Model::class_names() const {
+  return class_names_.empty() ? default_class_names() : class_names_;
+}
+
+void Model::set_class_names(std::vector<std::string> names) {
+  if (static_cast<int64_t>(names.size()) != num_classes()) {
+    throw usage_error(std::to_string(names.size()) + " class names for " + name() + ", which has " +
+                      std::to_string(num_classes()) + " classes; give one name per class");
+  }
+  class_names_ = std::move(names);
+}
+
+std::vector<std::string> read_class_names(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in || std::filesystem::is_directory(path)) {
+    throw usage_error(path + ": cannot read the class names (expected a text file, one name "
+                      "per line)");
+  }
+  std::vector<std::string> names;
+  std::map<std::string, size_t> first_line;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const size_t number = names.size() + 1;
+    if (line.find_first_not_of(" \t") == std::string::npos) {
+      if (in.peek() == std::char_traits<char>::eof()) break;  // a blank last line
+      throw usage_error(path + ":" + std::to_string(number) +
+                        ": an empty class name; give one name per line, in class order");
+    }
+    if (line.size() > 1000 || line.find('\0') != std::string::npos) {
+      throw usage_error(path + ":" + std::to_string(number) +
+                        ": not a class name (binary data or over 1000 characters); expected "
+                        "a text file, one name per line");
+    }
+    if (auto it = first_line.find(line); it != first_line.end()) {
+      throw usage_error(path + ":" + std::to_string(number) + ": '" + line +
+                        "' is already the name of line " + std::to_string(it->second) +
+                        "; class names must differ");
+    }
+    first_line[line] = number;
+    names.push_back(line);
+  }
+  if (names.empty()) throw usage_error(path + ": no class names (one name per line expected)");
+  return names;
 }
 
 std::vector<GraphNode> Model::graph() const { return {}; }

@@ -366,8 +366,12 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
   }
   // Redirected ReLUs need the graph (the whole of it for a target that reads the output).
   if (o.redirected_relu_steps > 0 && graph.empty()) {
-    throw usage_error("synthesis option redirected_relu_steps: model " + model.name() +
-                      " does not describe its graph (Model::graph()); set it to 0");
+    const std::string problem = model.graph_problem();
+    throw usage_error("synthesis option redirected_relu_steps (lucid's redirected ReLU): " +
+                      (problem.empty() ? "model " + model.name() +
+                                             " does not describe its graph (Model::graph())"
+                                       : problem) +
+                      "; set it to 0 (--redirected-relu 0)");
   }
   auto forward = [&](const Tensor& input, bool redirect = false) {
     if (!truncate && !redirect) return model.forward(input, needed);

@@ -7,8 +7,7 @@
 namespace cnnvis {
 namespace {
 
-void check_classes(const std::vector<int64_t>& indices, const at::Tensor& logits) {
-  const int64_t classes = logits.size(1);
+void check_range(const std::vector<int64_t>& indices, int64_t classes) {
   for (auto index : indices) {
     if (index < 0 || index >= classes) {
       throw usage_error("target class " + std::to_string(index) + " is outside the model's " +
@@ -16,6 +15,18 @@ void check_classes(const std::vector<int64_t>& indices, const at::Tensor& logits
                         std::to_string(classes - 1) + " or a class name");
     }
   }
+}
+
+void check_classes(const std::vector<int64_t>& indices, const at::Tensor& logits) {
+  if (logits.dim() != 2) {
+    throw usage_error("the model's output " + c10::str(logits.sizes()) +
+                      " is not logits [N, classes]" +
+                      (logits.dim() == 4 ? std::string(" but a dense map (segmentation): explain "
+                                                       "a class over a region (--target-mask, "
+                                                       "Target::region_logit)")
+                                         : std::string("")));
+  }
+  check_range(indices, logits.size(1));
 }
 
 }  // namespace
@@ -48,6 +59,38 @@ Target Target::class_logits(std::vector<int64_t> indices) {
       {}, description);
   target.per_image_ = std::move(indices);
   return target;
+}
+
+Target Target::region_logit(int64_t index, at::Tensor mask) {
+  if (mask.dim() != 2) {
+    throw usage_error("region target: the mask must be [H, W], got " + c10::str(mask.sizes()));
+  }
+  const int64_t pixels = static_cast<int64_t>(mask.ne(0).sum().item<double>());
+  return Target(
+      [index, mask](const ForwardResult& r) {
+        const auto& out = r.output;
+        if (out.dim() != 4) {
+          throw usage_error("a region target needs a dense output [N, C, H, W], the model's is " +
+                            c10::str(out.sizes()) + "; explain a class with --target alone");
+        }
+        check_range({index}, out.size(1));
+        if (out.size(2) != mask.size(0) || out.size(3) != mask.size(1)) {
+          throw usage_error("the region mask is " + c10::str(mask.sizes()) +
+                            " but the model's output is " + std::to_string(out.size(2)) + "x" +
+                            std::to_string(out.size(3)) + " pixels");
+        }
+        return (out.select(1, index) * mask.to(out.options())).sum({1, 2});
+      },
+      {}, "class " + std::to_string(index) + " over " + std::to_string(pixels) + " pixels");
+}
+
+at::Tensor predicted_region(const at::Tensor& output, int64_t index) {
+  if (output.dim() != 4 || output.size(0) != 1) {
+    throw usage_error("predicted_region: expected a dense output [1, C, H, W], got " +
+                      c10::str(output.sizes()));
+  }
+  check_range({index}, output.size(1));
+  return output[0].detach().argmax(0).eq(index).to(at::kFloat);
 }
 
 Reduction parse_reduction(const std::string& name) {

@@ -125,8 +125,46 @@ if /usr/bin/python3 "$SRC/tests/python/save_torchscript.py" "$TS"; then
     > "$work/stdout" 2>&1 && grep -q "^resnet18: " "$work/stdout" && ok || fail "zoo name vs folder: $(cat "$work/stdout")"
   expect 1 "resnet18_frozen.pt: no submodule is called in forward \(a frozen module" "$CNNVIS" \
     layers --model "$TS/resnet18_frozen.pt"
+  expect 1 "newer_op.pt: cannot load the TorchScript model \(Unknown builtin op: aten::sub_from_a_newer_pytorch.\); it was probably saved by a newer PyTorch" \
+    "$CNNVIS" layers --model "$TS/newer_op.pt"
   printf 'not a model' > "$work/text.pt"
   expect 1 "text.pt: not a TorchScript archive" "$CNNVIS" layers --model "$work/text.pt"
+  # evaluate on a TorchScript model (the scenes' masks; the randomization reaches its weights).
+  "$CNNVIS" evaluate --model "$TS/resnet18_script.pt" --images "$SRC/data/scenes" --methods grad-cam \
+    --size 64 --steps 4 --sanity-images 2 --gallery '' > "$work/stdout" 2>&1 \
+    && grep -qE "^\| Grad-CAM \| [0-9.]+ \|.*\| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|$" "$work/stdout" \
+    && ok || fail "evaluate on TorchScript: $(cat "$work/stdout")"
+  # LRP on a TorchScript ResNet (its layer graph read from the code), refused on DenseNet.
+  "$CNNVIS" layers --model "$TS/resnet18_trace.pt" --size 64 --lrp epsilon-gamma-box --layer conv1 \
+    > "$work/stdout" 2>&1 && grep -q "lrp: z-box (with bn1 merged)" "$work/stdout" \
+    && ok || fail "layers --lrp on TorchScript: $(cat "$work/stdout")"
+  expect 2 "lrp: .*densenet121_script.pt: its layer graph is not a chain .*: aten::cat \(layer 'features.denseblock4'\) is not one of them" \
+    "$CNNVIS" explain lrp --model "$TS/densenet121_script.pt" --image "$cat_png" --size 32 --out "$work/out"
+  # What layers says of a NamedTuple output and of functional ReLUs (Inception-v3).
+  "$CNNVIS" layers --model "$TS/inception_v3_script.pt" --size 96 > "$work/stdout" 2>&1 \
+    && grep -q "^returns a tuple of 2 \[0 (logits): a tensor \[1, 1000\]; 1 (aux_logits): NoneType\]" "$work/stdout" \
+    && grep -q "^guided-backprop and deconvnet change 94 ReLUs of the graph" "$work/stdout" \
+    && ok || fail "layers on Inception-v3: $(cat "$work/stdout")"
+  # A segmentation model ({"out": [N, 4, H, W]}): a class over the pixels predicted as it, or
+  # over --target-mask; class names from --labels.
+  seg=(explain vanilla --model "$TS/lraspp_mobilenet_v3_large_script.pt" --image "$cat_png" --size 64)
+  printf 'background\nleft\nright\ncentre\n' > "$work/labels.txt"
+  "$CNNVIS" "${seg[@]}" --labels "$work/labels.txt" --out "$work/seg" > "$work/stdout" 2>&1 \
+    && grep -q "^    1\.    1 left .* of the pixels" "$work/stdout" \
+    && grep -qE "explaining class 1 \(left\) over [0-9]+ pixels predicted as it" "$work/stdout" \
+    && [ -s "$work/seg/chelsea_vanilla_gray.png" ] && ok || fail "segmentation: $(cat "$work/stdout")"
+  /usr/bin/python3 -c "import numpy, cv2; m = numpy.zeros((64, 64), numpy.uint8); m[10:30, 20:40] = 255; cv2.imwrite('$work/mask.png', m)"
+  "$CNNVIS" "${seg[@]}" --target 3 --target-mask "$work/mask.png" --out "$work/seg" > "$work/stdout" 2>&1 \
+    && grep -q "explaining class 3 (class 3) over 400 pixels of --target-mask" "$work/stdout" \
+    && ok || fail "segmentation with --target-mask: $(cat "$work/stdout")"
+  expect 2 "no pixel is predicted as class 2 \(right\); give the region with --target-mask" \
+    "$CNNVIS" "${seg[@]}" --labels "$work/labels.txt" --target right --out "$work/seg"
+  expect 2 "--target-mask: resnet18 returns logits \[1, 1000\], not a dense map" "$CNNVIS" explain \
+    vanilla --model resnet18 --random-weights 0 --target-mask "$work/mask.png" --image "$cat_png" \
+    --size 32 --out "$work/out"
+  expect 2 "--labels .*labels.txt: 4 class names for resnet18, which has 1000 classes" "$CNNVIS" \
+    explain vanilla --model resnet18 --random-weights 0 --labels "$work/labels.txt" \
+    --image "$cat_png" --size 32 --out "$work/out"
   expect 1 "resnet18_state_dict.pth: a PyTorch zip without TorchScript code" "$CNNVIS" explain \
     vanilla --model "$TS/resnet18_state_dict.pth" --image "$cat_png" --out "$work/out"
   expect 1 "resnet18_script.pt: is a TorchScript archive .*pass it as --model" "$CNNVIS" explain \

@@ -9,6 +9,8 @@
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/models/zoo.hpp"
+#include "cnnvis/target.hpp"
+#include "expect_error.hpp"
 
 namespace cnnvis {
 namespace {
@@ -160,6 +162,80 @@ TEST(Model, DescribeLayersGivesShapesAndParameterCounts) {
     if (i.name.find('.') == std::string::npos) total += i.parameters;
   }
   EXPECT_EQ(total, 138357544);  // torchvision's VGG16
+}
+
+// --labels FILE: one name per line; a blank last line and CRLF are fine; an empty name, a name
+// given twice, binary data and a count other than the model's classes are refused.
+TEST(Model, ClassNamesFromAFile) {
+  const std::string dir = ::testing::TempDir();
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir + name, std::ios::binary) << text;
+    return dir + name;
+  };
+  EXPECT_EQ(read_class_names(write("l1.txt", "cat\r\ndog\r\n")),
+            (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(read_class_names(write("l2.txt", "a b\nc")), (std::vector<std::string>{"a b", "c"}));
+  using testing::expect_error;
+  expect_error([&] { read_class_names(write("l3.txt", "a\n\nb\n")); },
+               "l3.txt:2: an empty class name");
+  expect_error([&] { read_class_names(write("l4.txt", "a\nb\na\n")); },
+               "l4.txt:3: 'a' is already the name of line 1");
+  expect_error([&] { read_class_names(write("l5.txt", std::string("a\0b", 3))); },
+               "l5.txt:1: not a class name");
+  expect_error([&] { read_class_names(write("l6.txt", "")); }, "l6.txt: no class names");
+  expect_error([&] { read_class_names(dir + "missing.txt"); }, "missing.txt: cannot read");
+  auto model = make_model("demo");
+  const auto own = model->class_names();
+  ASSERT_EQ(own.size(), static_cast<size_t>(model->num_classes()));
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < model->num_classes(); ++i) names.push_back("c" + std::to_string(i));
+  model->set_class_names(names);
+  EXPECT_EQ(model->class_names(), names);
+  expect_error([&] { model->set_class_names({"x"}); },
+               "1 class names for demo, which has " + std::to_string(names.size()) + " classes");
+  EXPECT_EQ(make_model("resnet18")->class_names().size(), 1000u);  // ImageNet's by default
+}
+
+// A dense output [N, C, H, W]: the region target sums a class's logits over a mask (by hand
+// here); predicted_region is the argmax; a class target on it is refused with a pointer to the
+// region target, and a mask of another size is refused.
+TEST(Target, RegionOfADenseOutput) {
+  ForwardResult r;
+  r.output = torch::randn({2, 3, 4, 5}, at::make_generator<at::CPUGeneratorImpl>(3));
+  auto mask = torch::zeros({4, 5});
+  mask.index_put_({torch::indexing::Slice(1, 3), torch::indexing::Slice(0, 2)}, 1);
+  const auto score = Target::region_logit(2, mask).score(r);
+  ASSERT_EQ(score.sizes(), (at::IntArrayRef{2}));
+  for (int64_t i = 0; i < 2; ++i) {
+    double expected = 0;
+    for (int64_t y = 1; y < 3; ++y) {
+      for (int64_t x = 0; x < 2; ++x) expected += r.output[i][2][y][x].item<double>();
+    }
+    EXPECT_NEAR(score[i].item<double>(), expected, 1e-5);
+  }
+  EXPECT_EQ(Target::region_logit(2, mask).description(), "class 2 over 4 pixels");
+  const auto predicted = predicted_region(r.output.slice(0, 0, 1), 1);
+  EXPECT_TRUE(predicted.equal(r.output[0].argmax(0).eq(1).to(torch::kFloat)));
+  using testing::expect_error;
+  expect_error([&] { Target::class_logit(1).score(r); },
+               "is not logits [N, classes] but a dense map (segmentation)");
+  expect_error([&] { Target::region_logit(3, mask).score(r); }, "outside the model's 3 classes");
+  expect_error([&] { Target::region_logit(0, torch::ones({2, 2})).score(r); },
+               "the region mask is [2, 2] but the model's output is 4x5 pixels");
+  ForwardResult logits;
+  logits.output = torch::zeros({1, 10});
+  expect_error([&] { Target::region_logit(0, mask).score(logits); }, "needs a dense output");
+}
+
+// The TorchScript interpreter's error: the model's own message, not the banner.
+TEST(Error, LineOfAnInterpreterErrorIsTheModelsMessage) {
+  EXPECT_EQ(error_line("first\nsecond"), "first");
+  EXPECT_EQ(error_line("\n \nUnknown builtin op: aten::x.\nmore"), "Unknown builtin op: aten::x.");
+  EXPECT_EQ(error_line("The following operation failed in the TorchScript interpreter.\n"
+                       "Traceback of TorchScript (most recent call last):\n"
+                       "  File \"code/__torch__.py\", line 9, in forward\n"
+                       "RuntimeError: Kernel size can't be greater than actual input size\n\n"),
+            "Kernel size can't be greater than actual input size");
 }
 
 TEST(Relu, ModesBackpropagateAsThePapersSay) {

@@ -15,6 +15,8 @@
 #include "cnnvis/error.hpp"
 #include "cnnvis/io/npy.hpp"
 #include "cnnvis/method.hpp"
+#include "cnnvis/methods/lrp.hpp"
+#include "cnnvis/synthesis.hpp"
 #include "cnnvis/models/script.hpp"
 #include "cnnvis/models/zoo.hpp"
 #include "cnnvis/target.hpp"
@@ -92,18 +94,74 @@ TEST(Script, ResNet18ScriptedAndTracedEqualsTheZooModel) {
                  "layer 'layer3.1.conv2' of " + models_dir() + "/" + file + " is not resumable");
     expect_error([&] { script->forward(x, {"layer9"}); }, "unknown layer 'layer9'");
 
-    for (const char* name : {"vanilla", "guided-backprop", "deconvnet", "grad-cam",
-                             "grad-cam++", "layer-cam", "ablation-cam", "integrated-gradients"}) {
-      SCOPED_TRACE(name);
-      auto method = find_method(name).make(
-          std::string(name) == "integrated-gradients" ? MethodParams{{"steps", "4"}}
-                                                      : MethodParams{});
+    // Every registered method with its extras (integrated gradients' delta, the upsampled
+    // maps), on the scripted model (one image); the traced one runs a gradient, a CAM and a
+    // perturbation method on both images.
+    const bool scripted = std::string(file) == "resnet18_script.pt";
+    const std::map<std::string, MethodParams> small{
+        {"integrated-gradients", {{"steps", "4"}}}, {"smoothgrad", {{"samples", "3"}}},
+        {"score-cam", {{"layer", "layer2.0.conv1"}}},
+        {"occlusion", {{"window", "32"}, {"stride", "16"}}}};
+    const auto input = scripted ? x.slice(0, 0, 1) : x;
+    for (const auto& info : methods()) {
+      if (!scripted && info.name != "vanilla" && info.name != "grad-cam++" &&
+          info.name != "ablation-cam") {
+        continue;
+      }
+      SCOPED_TRACE(info.name);
+      const auto it = small.find(info.name);
+      auto method = info.make(it == small.end() ? MethodParams{} : it->second);
       const auto target = Target::class_logit(3);
-      const auto ra = method->attribute(*script, x, target);
-      const auto rb = method->attribute(*zoo, x, target);
-      EXPECT_LT(relative_error(ra, rb), 1e-9);
+      const auto ra = method->explain(*script, input, target);
+      const auto rb = method->explain(*zoo, input, target);
+      EXPECT_LT(relative_error(ra.raw, rb.raw), 1e-9);
+      for (const auto& [key, value] : rb.extras) {
+        ASSERT_TRUE(ra.extras.count(key)) << key;
+        EXPECT_LT(relative_error(ra.extras.at(key), value), 1e-9) << key;
+      }
     }
   }
+}
+
+// The layer graph read from the TorchScript code (Model::graph()): LRP and synthesis (lucid's
+// redirected ReLU, the forward pass stopped at the objective's layer) give what the zoo model
+// gives, and the rule table is the zoo's, layer by layer. DenseNet's concatenation is refused
+// with the operation and its layer.
+TEST(Script, LayerGraphOfAResNetGivesTheZoosLrpAndSynthesis) {
+  for (const char* file : {"resnet18_script.pt", "resnet18_trace.pt"}) {
+    SCOPED_TRACE(file);
+    auto [script, zoo] = resnet18(file);
+    ASSERT_FALSE(script->graph().empty()) << script->graph_problem();
+    const auto x = torch::randn({1, 3, 64, 64}, at::make_generator<at::CPUGeneratorImpl>(5))
+                       .to(torch::kDouble);
+    for (const char* composite : {"epsilon-plus-flat", "epsilon-gamma-box", "epsilon-alpha2-beta1"}) {
+      SCOPED_TRACE(composite);
+      const MethodParams params{{"composite", composite}};
+      EXPECT_EQ(lrp_rule_table(*script, parse_lrp_options(params)),
+                lrp_rule_table(*zoo, parse_lrp_options(params)));
+      auto lrp = find_method("lrp").make(params);
+      EXPECT_LT(relative_error(lrp->attribute(*script, x, Target::class_logit(3)),
+                               lrp->attribute(*zoo, x, Target::class_logit(3))), 1e-9);
+    }
+    auto at_layer = find_method("lrp").make({{"layer", "layer2"}});
+    EXPECT_LT(relative_error(at_layer->attribute(*script, x, Target::class_logit(3)),
+                             at_layer->attribute(*zoo, x, Target::class_logit(3))), 1e-9);
+    SynthesisOptions o = lucid_preset();
+    o.steps = 3;
+    o.size = 48;
+    o.redirected_relu_steps = 2;
+    const auto target = filter_batch_target("layer3.1.conv1", {2, 7});
+    const auto a = synthesize(*script, target, 2, o);
+    const auto b = synthesize(*zoo, target, 2, o);
+    EXPECT_LT(relative_error(a.image, b.image), 1e-9);
+  }
+  auto densenet = load_script_model(models_dir() + "/densenet121_script.pt");
+  EXPECT_TRUE(densenet->graph().empty());
+  expect_error([&] { find_method("lrp").make({})->attribute(*densenet, torch::zeros({1, 3, 32, 32}),
+                                                           Target::class_logit(0)); },
+               "densenet121_script.pt: its layer graph is not a chain of Conv2d, Linear, "
+               "BatchNorm2d, ReLU, pooling, flatten and dropout layers with residual additions "
+               "(ResNet, VGG, AlexNet): aten::cat (layer 'features.denseblock4') is not one of them");
 }
 
 // A custom model against PyTorch's own numbers for it (eager mode, float64, written beside the
@@ -163,6 +221,92 @@ TEST(Script, OutputsAreChosenFromADict) {
                "'logits': a tensor [1, 4]}; give an index or a key of it");
 }
 
+// Architectures the zoo lacks, scripted by save_torchscript.py with cnnvis_random_weights,
+// against numbers of Captum 0.8.0 and pytorch-grad-cam 1.5.5 for the same eager models
+// (tests/fixtures/script/, tests/python/make_script_fixtures.py): dense concatenations,
+// ReLU6, SiLU and squeeze-excitation, LayerNorm/GELU/permutes, a NamedTuple output, a dict
+// output with a region target. Guided backprop guides every ReLU (modules and F.relu) and
+// keeps the plain gradient of every other activation: for the models without a ReLU it is
+// the vanilla gradient (asserted so by the generator, against Captum's GuidedBackprop). The
+// fixtures are float32 files of float64 results (a relative 6e-8): hence 1e-6.
+TEST(Script, ArchitecturesMatchCaptumAndPytorchGradCam) {
+  struct Case {
+    const char* name;
+    int64_t target;
+    const char* cam_layer;
+    bool has_relu, segmentation;
+  };
+  const Case cases[] = {{"densenet121", 4, "features.denseblock3", true, false},
+                        {"mobilenet_v2", 3, "features.13", false, false},
+                        {"efficientnet_b0", 4, "features.3", false, false},
+                        {"convnext_tiny", 3, "features.3", false, false},
+                        {"inception_v3", 3, "Mixed_6e", true, false},
+                        {"lraspp_mobilenet_v3_large", 1, "classifier.cbr", true, true}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto model = load_script_model(models_dir() + "/" + c.name + "_script.pt");
+    model->module().to(torch::kDouble);
+    auto fixture = [&](const std::string& what) {
+      return load_npy(std::string(CNNVIS_FIXTURES) + "/script/" + c.name + "_" + what + ".npy")
+          .to(torch::kDouble);
+    };
+    const auto x = fixture("x");
+    Target target = Target::class_logit(c.target);
+    if (c.segmentation) {
+      torch::NoGradGuard no_grad;
+      const auto out = model->forward(x).output;
+      ASSERT_EQ(out.sizes(), (at::IntArrayRef{1, 4, 32, 32}));
+      const auto mask = predicted_region(out, c.target);
+      EXPECT_EQ(mask.sum().item<double>(), 939);  // the generator's count
+      target = Target::region_logit(c.target, mask);
+    } else {
+      torch::NoGradGuard no_grad;
+      EXPECT_LT(relative_error(model->forward(x).output, fixture("logits")), 1e-6);
+    }
+    auto run = [&](const char* method, MethodParams params = {}) {
+      return find_method(method).make(params)->attribute(*model, x, target);
+    };
+    EXPECT_LT(relative_error(run("vanilla"), fixture("vanilla")), 1e-6);
+    EXPECT_LT(relative_error(run("guided-backprop"), fixture(c.has_relu ? "guided" : "vanilla")),
+              1e-6);
+    EXPECT_LT(relative_error(run("integrated-gradients", {{"steps", "8"}}), fixture("ig")), 1e-6);
+    EXPECT_LT(relative_error(run("grad-cam", {{"layer", c.cam_layer}}), fixture("gradcam")),
+              1e-6);
+  }
+}
+
+// What `cnnvis layers` says: what the model returns and where the logits are, and which
+// activations the ReLU modes change (every ReLU, F.relu included) and which keep their gradient.
+TEST(Script, ModelsSayWhatTheyReturnAndWhichActivationsTheModesChange) {
+  const std::string dir = models_dir();
+  auto inception = load_script_model(dir + "/inception_v3_script.pt");
+  EXPECT_EQ(inception->describe_output(),
+            "a tuple of 2 [0 (logits): a tensor [1, 1000]; 1 (aux_logits): NoneType]; the "
+            "logits: its first tensor, [1, 1000]");
+  // torchvision's BasicConv2d calls F.relu: 94 of them, no ReLU module.
+  EXPECT_EQ(inception->describe_activations(),
+            "guided-backprop and deconvnet change 94 ReLUs of the graph");
+  EXPECT_EQ(load_script_model(dir + "/mobilenet_v2_script.pt")->describe_activations(),
+            "guided-backprop and deconvnet change 0 ReLUs of the graph; these keep their plain "
+            "gradient: 35 hardtanh/ReLU6");
+  auto lraspp = load_script_model(dir + "/lraspp_mobilenet_v3_large_script.pt");
+  EXPECT_EQ(lraspp->describe_output(),
+            "a dict {'out': a tensor [1, 4, 224, 224]}; the logits: its first tensor, "
+            "[1, 4, 224, 224]");
+  EXPECT_EQ(lraspp->describe_activations(),
+            "guided-backprop and deconvnet change 20 ReLUs of the graph; these keep their plain "
+            "gradient: 20 Hardswish, 8 Hardsigmoid, 1 sigmoid");
+  EXPECT_EQ(load_script_model(dir + "/resnet18_script.pt")->describe_output(),
+            "a tensor [1, 1000], the logits");
+  ScriptOptions options;
+  options.output = "aux_logits";
+  expect_error([&] { load_script_model(dir + "/inception_v3_script.pt", options); },
+               "--output aux_logits: that element of the model's output is NoneType, not a "
+               "tensor");
+  options.output = "logits";
+  EXPECT_EQ(load_script_model(dir + "/inception_v3_script.pt", options)->num_classes(), 1000);
+}
+
 TEST(Script, FilesThatAreNotTorchScriptModelsAreRefused) {
   const std::string dir = models_dir();
   EXPECT_TRUE(is_torchscript_file(dir + "/resnet18_script.pt"));
@@ -171,6 +315,10 @@ TEST(Script, FilesThatAreNotTorchScriptModelsAreRefused) {
                "resnet18_state_dict.pth: a PyTorch zip without TorchScript code (a state_dict");
   expect_error([&] { load_script_model(dir + "/resnet18_frozen.pt"); },
                "resnet18_frozen.pt: no submodule is called in forward (a frozen module");
+  // A file whose code calls an operator this LibTorch lacks (as one saved by a newer PyTorch).
+  expect_error([&] { load_script_model(dir + "/newer_op.pt"); },
+               "newer_op.pt: cannot load the TorchScript model (Unknown builtin op: "
+               "aten::sub_from_a_newer_pytorch.); it was probably saved by a newer PyTorch");
   const std::string text = dir + "/not_a_model.txt";
   std::ofstream(text) << "hello";
   expect_error([&] { load_script_model(text); }, "not_a_model.txt: not a TorchScript archive");

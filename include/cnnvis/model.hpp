@@ -86,13 +86,23 @@ class Model {
   virtual torch::nn::Module& module() = 0;
   // The layer Grad-CAM-style methods use by default (the last convolutional block's output).
   virtual std::string default_cam_layer() const = 0;
-  // Class names by index, for printing and for --target NAME; empty if unknown. The default:
-  // ImageNet's names for a 1000-class model.
-  virtual std::vector<std::string> class_names() const;
+  // Class names by index, for printing and for --target NAME; empty if unknown: those given
+  // to set_class_names, else the model's own (default_class_names).
+  std::vector<std::string> class_names() const;
+  // Names the classes (CLI --labels FILE, see read_class_names). Throws cnnvis::Error
+  // (invalid argument) unless there is one name per class.
+  void set_class_names(std::vector<std::string> names);
   // The layer graph, in forward order, for methods that walk the network layer by layer (LRP).
   // Applying the nodes to x must give forward(x).output. The default is empty: such methods
   // then throw an error saying that the model does not describe its graph.
   virtual std::vector<GraphNode> graph() const;
+  // For `cnnvis layers`, one line each: what forward returns and which part the logits are
+  // ("" when it returns the logits alone), and which activations the guided and deconvnet ReLU
+  // modes change and which keep their gradient ("" when every activation is a ReLU module).
+  virtual std::string describe_output() const { return ""; }
+  // Why graph() is empty, for the errors of the methods that need it ("" if not known).
+  virtual std::string graph_problem() const { return ""; }
+  virtual std::string describe_activations() const { return ""; }
 
   // True if forward() and autograd through its result may run on several threads at once
   // (nothing is written during a forward pass, as in torch modules in eval mode). Gradient
@@ -117,11 +127,19 @@ class Model {
   virtual at::Tensor forward_from_impl(const std::string& layer, const at::Tensor& activation) = 0;
   // Subclasses switch every ReLU they own; only ReluModeGuard calls this.
   virtual void apply_relu_mode(ReluMode mode) = 0;
+  // The model's own class names; the default: ImageNet's for a 1000-class model.
+  virtual std::vector<std::string> default_class_names() const;
 
  private:
   friend class ReluModeGuard;
   ReluMode relu_mode_ = ReluMode::kNormal;
+  std::vector<std::string> class_names_;
 };
+
+// Class names from a text file, one per line in class order (a trailing newline and Windows
+// line ends are fine). Throws cnnvis::Error naming the file and line for an empty name or a
+// name given twice.
+std::vector<std::string> read_class_names(const std::string& path);
 
 // Sets a model's ReLU mode for a scope and restores the previous one on exit, also when an
 // exception leaves the scope.

@@ -26,6 +26,12 @@ class Target {
   static Target class_logit(int64_t index);
   // Per-image classes: image i explains class indices[i].
   static Target class_logits(std::vector<int64_t> indices);
+  // For a dense output [N, C, H, W] (a segmentation model): the logits of class `index` summed
+  // over a region, `mask` [H, W] of weights (1 inside, 0 outside) at the output's resolution,
+  // the same for every image (pytorch-grad-cam's SemanticSegmentationTarget). The usual region
+  // is the pixels predicted as that class: predicted_region. Throws cnnvis::Error at scoring
+  // for an output that is not [N, C, H, W] or a mask of another size.
+  static Target region_logit(int64_t index, at::Tensor mask);
   // One filter (channel) of a named layer, its activation reduced per image (the classic
   // collection's "layer activation with guided backprop" is guided backprop of
   // layer_unit(layer, filter, kAbsSum)). Throws cnnvis::Error at scoring for a filter index
@@ -64,5 +70,9 @@ class Target {
   std::vector<std::string> taps_;
   std::string description_;
 };
+
+// The pixels of a dense output [1, C, H, W] predicted as class `index` (where it is the
+// argmax over the classes): a float mask [H, W] of 0 and 1, for Target::region_logit.
+at::Tensor predicted_region(const at::Tensor& output, int64_t index);
 
 }  // namespace cnnvis

@@ -1,5 +1,7 @@
 #include "detail/strings.hpp"
 
+#include "cnnvis/error.hpp"
+
 #include <algorithm>
 #include <numeric>
 #include <utility>
@@ -40,3 +42,39 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 }
 
 }  // namespace cnnvis::detail
+
+namespace cnnvis {
+
+namespace {
+// The first line with text (TorchScript's compiler starts its messages with a newline).
+std::string first_line(const std::string& s) {
+  size_t begin = 0;
+  while (begin < s.size()) {
+    const size_t end = std::min(s.find('\n', begin), s.size());
+    const std::string line = s.substr(begin, end - begin);
+    if (line.find_first_not_of(" \t\r") != std::string::npos) return line;
+    begin = end + 1;
+  }
+  return "";
+}
+}  // namespace
+
+std::string error_line(const std::string& what) {
+  const std::string wrapped = "The following operation failed in the TorchScript interpreter.";
+  if (what.compare(0, wrapped.size(), wrapped) != 0) return first_line(what);
+  std::string line;
+  size_t end = what.size();
+  while (end > 0) {
+    const size_t begin = what.rfind('\n', end - 1);
+    const size_t from = begin == std::string::npos ? 0 : begin + 1;
+    line = what.substr(from, end - from);
+    if (line.find_first_not_of(" \t\r") != std::string::npos) break;
+    if (begin == std::string::npos) break;
+    end = begin;
+  }
+  const size_t colon = line.find("Error: ");
+  if (colon != std::string::npos && line.find(' ') > colon) line = line.substr(colon + 7);
+  return line.empty() ? first_line(what) : line;
+}
+
+}  // namespace cnnvis

@@ -287,10 +287,14 @@ void collect_names(const std::vector<GraphNode>& nodes, std::vector<std::string>
 // The walk: forward, rules, backward.
 class Walker {
  public:
-  Walker(const std::string& model, std::vector<GraphNode> graph, const LrpOptions& options,
-         LrpCache* cache = nullptr)
-      : model_(model), graph_(std::move(graph)), options_(options), cache_(cache) {
+  Walker(const Model& model, const LrpOptions& options, LrpCache* cache = nullptr)
+      : model_(model.name()), graph_(model.graph()), options_(options), cache_(cache) {
     if (graph_.empty()) {
+      const std::string problem = model.graph_problem();
+      if (!problem.empty()) {
+        throw usage_error("lrp: " + problem + "; explain this model with a gradient method "
+                          "(vanilla, integrated-gradients)");
+      }
       throw usage_error("lrp: model '" + model_ + "' does not describe its layer graph "
                         "(Model::graph() is empty), which LRP walks; implement graph() as "
                         "docs/ARCHITECTURE.md shows, or explain this model with a gradient "
@@ -617,13 +621,24 @@ class Walker {
                 const std::function<Tensor()>& make) const {
     if (!cache_) return make();
     LrpCache::Signature signature;
+    // The tensors the walk reads (a TorchScript model's nodes hold the script module's
+    // tensors in their fields, not among their registered parameters).
+    auto add = [&](const Tensor& t) {
+      if (t.defined()) signature.emplace_back(t.unsafeGetTensorImpl(), t._version());
+    };
     for (const auto* n : {&node, bn}) {
       if (!n) continue;
-      for (const auto& t : n->module->parameters()) {
-        signature.emplace_back(t.unsafeGetTensorImpl(), t._version());
-      }
-      for (const auto& t : n->module->buffers()) {
-        signature.emplace_back(t.unsafeGetTensorImpl(), t._version());
+      if (auto c = std::dynamic_pointer_cast<nn::Conv2dImpl>(n->module)) {
+        add(c->weight);
+        add(c->bias);
+      } else if (auto l = std::dynamic_pointer_cast<nn::LinearImpl>(n->module)) {
+        add(l->weight);
+        add(l->bias);
+      } else if (auto b = std::dynamic_pointer_cast<nn::BatchNorm2dImpl>(n->module)) {
+        for (const auto& t : {b->weight, b->bias, b->running_mean, b->running_var}) add(t);
+      } else {
+        for (const auto& t : n->module->parameters()) add(t);
+        for (const auto& t : n->module->buffers()) add(t);
       }
     }
     auto& entry = cache_->entries[{node.module.get(), tag}];
@@ -880,7 +895,7 @@ double lrp_symmetric_range(const at::Tensor& map) {
 
 std::vector<std::pair<std::string, std::string>> lrp_rule_table(const Model& model,
                                                                 const LrpOptions& options) {
-  Walker walker(model.name(), model.graph(), options);
+  Walker walker(model, options);
   std::vector<std::pair<std::string, std::string>> out;
   walker.table(walker.graph(), out);
   return out;
@@ -892,7 +907,7 @@ Lrp::Lrp(LrpOptions options)
 std::map<std::string, at::Tensor> Lrp::relevances(Model& model, const at::Tensor& input,
                                                   const Target& target,
                                                   const std::vector<std::string>& layers) {
-  Walker walker(model.name(), model.graph(), options_, cache_.get());
+  Walker walker(model, options_, cache_.get());
   return walker.run(input, target, layers);
 }
 

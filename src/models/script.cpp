@@ -17,6 +17,7 @@
 // torch::nn::Module that shares their tensors (so module().to(device) moves the model).
 #include "cnnvis/models/script.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/ivalue.h>
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
@@ -38,6 +39,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -49,6 +51,8 @@
 #include "cnnvis/io/file.hpp"
 #include "detail/strings.hpp"
 #include "detail/zip_check.hpp"
+#include "methods/graph_forward.hpp"
+#include "models/script_graph.hpp"
 
 namespace cnnvis {
 namespace {
@@ -73,6 +77,7 @@ const c10::Symbol kTap = c10::Symbol::fromQualString("cnnvis::tap");
 const c10::Symbol kModalRelu = c10::Symbol::fromQualString("cnnvis::modal_relu");
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
 
 // ---- graph helpers ----
 
@@ -207,6 +212,11 @@ void fold_attributes(jit::Graph& graph, const jit::Module& root, const std::stri
 }
 
 void clean_up(std::shared_ptr<jit::Graph>& graph) {
+  // The model's warnings.warn calls would print on every pass of every method (scripted
+  // Inception-v3 warns that it returns a tuple): they are dropped.
+  for (jit::Node* n : nodes_of_kind(*graph, c10::Symbol::fromQualString("aten::warn"))) {
+    n->destroy();
+  }
   jit::ConstantPropagation(graph);
   jit::EliminateExceptions(graph);
   jit::ConstantPropagation(graph);
@@ -274,7 +284,7 @@ std::string describe_value(const c10::IValue& v) {
   return v.type()->annotation_str();
 }
 
-std::string describe_output(const c10::IValue& v) {
+std::string describe_returned(const c10::IValue& v) {
   if (v.isTensor()) return describe_value(v);
   std::vector<std::string> parts;
   if (v.isTuple()) {
@@ -303,13 +313,13 @@ std::string describe_output(const c10::IValue& v) {
 at::Tensor pick_output(const c10::IValue& v, const std::string& spec, const std::string& source) {
   if (spec.empty()) {
     if (auto t = first_tensor(v)) return *t;
-    throw Error(source + ": the model's output holds no tensor (" + describe_output(v) + ")");
+    throw Error(source + ": the model's output holds no tensor (" + describe_returned(v) + ")");
   }
   const bool index = spec.size() <= 9 && std::all_of(spec.begin(), spec.end(), [](char c) {
     return c >= '0' && c <= '9';
   });
   auto bad = [&]() -> Error {
-    return usage_error("--output " + spec + ": the model returns " + describe_output(v) +
+    return usage_error("--output " + spec + ": the model returns " + describe_returned(v) +
                        "; give an index or a key of it");
   };
   c10::IValue chosen;
@@ -343,7 +353,11 @@ at::Tensor pick_output(const c10::IValue& v, const std::string& spec, const std:
   } else {
     throw bad();
   }
-  if (!chosen.isTensor()) throw bad();
+  if (!chosen.isTensor()) {
+    throw usage_error("--output " + spec + ": that element of the model's output is " +
+                      describe_value(chosen) + ", not a tensor (the model returns " +
+                      describe_returned(v) + ")");
+  }
   return chosen.toTensor();
 }
 
@@ -368,6 +382,7 @@ class ScriptModel final : public Model {
     mirror_ = mirror_of(module_);
     mirror_->eval();
     build_master();
+    count_activations();
     describe();
   }
 
@@ -376,6 +391,19 @@ class ScriptModel final : public Model {
   std::vector<LayerInfo> layers() const override { return layers_; }
   torch::nn::Module& module() override { return *mirror_; }
   std::string default_cam_layer() const override { return cam_layer_; }
+  std::string describe_output() const override { return output_description_; }
+  std::string describe_activations() const override { return activation_description_; }
+
+  // The layer graph, read from the master graph on first use and checked against the model:
+  // run node by node on a random image it must give the model's output.
+  std::vector<GraphNode> graph() const override {
+    std::call_once(graph_once_, [this] { const_cast<ScriptModel*>(this)->read_graph(); });
+    return graph_;
+  }
+  std::string graph_problem() const override {
+    graph();
+    return graph_problem_;
+  }
 
  protected:
   ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) override {
@@ -469,12 +497,20 @@ class ScriptModel final : public Model {
       auto options = torch::TensorOptions().dtype(torch::kFloat);
       const auto parameters = mirror_->parameters();
       if (!parameters.empty()) options = parameters.front().options().requires_grad(false);
-      result = forward_impl(torch::zeros({1, 3, 224, 224}, options), names);
+      const auto outputs = run(derived(names, ""), torch::zeros({1, 3, 224, 224}, options));
+      result.output = pick_output(outputs[0], options_.output, source_);
+      for (size_t k = 0; k < names.size(); ++k) result.taps[names[k]] = outputs[k + 1].toTensor();
+      output_description_ =
+          outputs[0].isTensor()
+              ? describe_returned(outputs[0]) + ", the logits"
+              : describe_returned(outputs[0]) + "; the logits: " +
+                    (options_.output.empty() ? "its first tensor" : "--output " + options_.output) +
+                    ", " + c10::str(result.output.sizes());
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
       throw Error(source_ + ": the model fails on an image batch of shape [1, 3, 224, 224]: " +
-                  first_line(e.what()));
+                  error_line(e.what()));
     }
     const auto& out = result.output;
     if (out.dim() < 2) {
@@ -505,7 +541,17 @@ class ScriptModel final : public Model {
     jit::Stack stack{c10::IValue(module_._ivalue()), input};
     {
       jit::GraphOptimizerEnabledGuard no_optimizer(false);
-      fn.run(stack);
+      try {
+        fn.run(stack);
+      } catch (const c10::Error&) {
+        throw;
+      } catch (const std::bad_alloc&) {
+        throw;
+      } catch (const std::exception& e) {
+        // The interpreter wraps an operator's c10::Error in a std::runtime_error with a
+        // traceback; callers (the size probes, the CLI) expect LibTorch's own error type.
+        TORCH_CHECK(false, error_line(e.what()));
+      }
     }
     const auto& elements = stack.back().toTuple()->elements();
     return std::vector<c10::IValue>(elements.begin(), elements.end());
@@ -559,9 +605,99 @@ class ScriptModel final : public Model {
     return *cache_.emplace(key, std::move(fn)).first->second;
   }
 
+  // The value of the master graph that holds the logits: the output, or the element of the
+  // tuple, list or dict it builds that options_.output names (the first tensor by default).
+  jit::Value* logits_value() const {
+    jit::Value* out = master_->outputs()[0];
+    if (out->type()->cast<c10::TensorType>()) return out;
+    jit::Node* n = out->node();
+    const std::string& spec = options_.output;
+    std::vector<std::pair<std::string, jit::Value*>> items;
+    if (n->kind() == jit::prim::TupleConstruct || n->kind() == jit::prim::ListConstruct) {
+      const auto tuple = out->type()->cast<c10::TupleType>();
+      for (size_t i = 0; i < n->inputs().size(); ++i) {
+        std::string key = std::to_string(i);
+        if (tuple && tuple->schema() && i < tuple->schema()->arguments().size()) {
+          if (spec == tuple->schema()->arguments()[i].name()) key = spec;
+        }
+        items.emplace_back(key, n->input(i));
+      }
+    } else if (n->kind() == jit::prim::DictConstruct) {
+      for (size_t i = 0; i + 1 < n->inputs().size(); i += 2) {
+        items.emplace_back(jit::constant_as<std::string>(n->input(i)).value_or(""),
+                           n->input(i + 1));
+      }
+    }
+    for (const auto& [key, value] : items) {
+      if (!value->type()->cast<c10::TensorType>()) continue;
+      if (spec.empty() || key == spec) return value;
+    }
+    throw Error(source_ + ": the logits are not a tensor that forward builds directly");
+  }
+
+  void read_graph() {
+    try {
+      graph_ = detail::script_layer_graph(*master_, module_, master_->inputs()[1],
+                                          logits_value(), source_);
+      // The check: the graph run node by node gives the model's output.
+      torch::NoGradGuard no_grad;
+      auto options = torch::TensorOptions().dtype(torch::kFloat);
+      const auto parameters = mirror_->parameters();
+      if (!parameters.empty()) options = parameters.front().options().requires_grad(false);
+      const auto x = torch::randn({1, 3, 64, 64}, at::make_generator<at::CPUGeneratorImpl>(0))
+                         .to(options);
+      std::map<std::string, at::Tensor> taps;
+      const auto walked = detail::run_graph(graph_, x, source_, "graph", taps);
+      const auto expected = forward_impl(x, {}).output;
+      const double scale = expected.abs().max().item<double>();
+      const double error = walked.sizes() == expected.sizes()
+                               ? (walked - expected).abs().max().item<double>()
+                               : std::numeric_limits<double>::infinity();
+      if (!(error <= 1e-4 * std::max(scale, 1e-30))) {
+        throw Error(source_ + ": the layer graph read from its code does not reproduce its "
+                    "output (max difference " + std::to_string(error) + " of " +
+                    std::to_string(scale) + "); please report it with the model");
+      }
+    } catch (const Error& e) {
+      graph_.clear();
+      graph_problem_ = e.what();
+    } catch (const c10::Error& e) {
+      graph_.clear();
+      graph_problem_ = source_ + ": its layer graph cannot run on a 64x64 image (" +
+                       error_line(e.what_without_backtrace()) + ")";
+    }
+  }
+
+  // Which activations of the graph the ReLU modes change (every aten::relu, in-place and
+  // functional ones included) and which keep their gradient.
+  void count_activations() {
+    static const std::vector<std::pair<const char*, const char*>> kOthers{
+        {"aten::hardtanh", "hardtanh/ReLU6"}, {"aten::relu6", "ReLU6"}, {"aten::silu", "SiLU"},
+        {"aten::gelu", "GELU"}, {"aten::hardswish", "Hardswish"},
+        {"aten::hardsigmoid", "Hardsigmoid"}, {"aten::sigmoid", "sigmoid"},
+        {"aten::tanh", "tanh"}, {"aten::elu", "ELU"}, {"aten::leaky_relu", "LeakyReLU"},
+        {"aten::prelu", "PReLU"}, {"aten::selu", "SELU"}, {"aten::celu", "CELU"},
+        {"aten::mish", "Mish"}, {"aten::softplus", "softplus"}, {"aten::threshold", "threshold"}};
+    const size_t relus = nodes_of_kind(*master_, jit::aten::relu).size();
+    std::vector<std::string> others;
+    for (const auto& [kind, label] : kOthers) {
+      const size_t n = nodes_of_kind(*master_, c10::Symbol::fromQualString(kind)).size();
+      if (n > 0) others.push_back(std::to_string(n) + " " + label);
+    }
+    activation_description_ = "guided-backprop and deconvnet change " + std::to_string(relus) +
+                              " ReLU" + (relus == 1 ? "" : "s") + " of the graph";
+    if (!others.empty()) {
+      activation_description_ += "; these keep their plain gradient: " + detail::join(others);
+    }
+  }
+
   std::string source_;
   jit::Module module_;
   ScriptOptions options_;
+  std::string output_description_, activation_description_;
+  mutable std::once_flag graph_once_;
+  std::vector<GraphNode> graph_;
+  std::string graph_problem_;
   std::shared_ptr<torch::nn::Module> mirror_;
   std::shared_ptr<jit::Graph> master_;
   std::map<std::string, std::string> types_;
@@ -621,8 +757,12 @@ std::unique_ptr<Model> load_script_model(const std::string& path, const ScriptOp
   jit::Module module;
   try {
     module = jit::load(path, torch::Device(torch::kCPU));
-  } catch (const c10::Error& e) {
-    const std::string what = first_line(e.what_without_backtrace());
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    // c10::Error from the reader, torch::jit::ErrorReport from the compiler of the code/ files
+    // (an operator or type this LibTorch does not know).
+    const std::string what = error_line(e.what());
     const bool missing_op = what.find("Unknown builtin op") != std::string::npos ||
                             what.find("Unknown type") != std::string::npos ||
                             what.find("schema") != std::string::npos;
@@ -637,7 +777,7 @@ std::unique_ptr<Model> load_script_model(const std::string& path, const ScriptOp
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(path + ": cannot prepare the TorchScript model's graph (" + first_line(e.what()) +
+    throw Error(path + ": cannot prepare the TorchScript model's graph (" + error_line(e.what()) +
                 ")");
   }
 }

@@ -460,7 +460,7 @@ class DemoNet : public ZooModel {
                                                 nn::Linear(64, num_classes)));
     finish(last_relu("features.", features));
   }
-  std::vector<std::string> class_names() const override {
+  std::vector<std::string> default_class_names() const override {
     return num_classes() == static_cast<int64_t>(demo::shape_classes().size())
                ? demo::shape_classes()
                : std::vector<std::string>{};

@@ -4,7 +4,8 @@ this script's hash, so a second call returns at once). torchvision's ResNet-18 w
 cnnvis_random_weights(1234), the weights the zoo tests give the native model, scripted and
 traced; the same network frozen (refused by cnnvis); its state_dict (not TorchScript); a
 small scripted model that returns a dict; a custom model and PyTorch's numbers for it
-(save_custom).
+(save_custom); the architectures of script_models.py scripted as <name>_script.pt (the
+reference numbers for them are committed: tests/fixtures/script/).
     /usr/bin/python3 tests/python/save_torchscript.py OUT
 """
 import hashlib
@@ -95,10 +96,33 @@ def save_custom(torch, out, save):
     npy("custom_guided", xg.grad)
 
 
+def save_newer_op(out):
+    """newer_op.pt: tiny_dict_script.pt whose code calls an operator that no PyTorch has
+    (torch.sub renamed), as a file saved by a newer PyTorch looks to an older LibTorch."""
+    import zipfile
+    src = os.path.join(out, "tiny_dict_script.pt")
+    tmp = os.path.join(out, "newer_op.pt.tmp-%d" % os.getpid())
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(tmp, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("/code/__torch__.py.debug_pkl"):
+                continue  # source ranges of the original text
+            if info.filename.endswith("/code/__torch__.py"):
+                data = data.replace(b"torch.sub(", b"torch.sub_from_a_newer_pytorch(")
+                assert b"sub_from_a_newer_pytorch" in data
+            info.filename = info.filename.replace("tiny_dict_script.pt/", "newer_op.pt/")
+            zout.writestr(info, data)
+    os.replace(tmp, os.path.join(out, "newer_op.pt"))
+
+
 def main():
     out = sys.argv[1]
-    with open(__file__, "rb") as f:
-        stamp = hashlib.sha256(f.read()).hexdigest()
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for name in ("save_torchscript.py", "script_models.py", "cnnvis_random_weights.py"):
+        with open(os.path.join(here, name), "rb") as f:
+            digest.update(f.read())
+    stamp = digest.hexdigest()
     stamp_path = os.path.join(out, ".stamp")
     if os.path.exists(stamp_path) and open(stamp_path).read() == stamp:
         return
@@ -143,6 +167,13 @@ def main():
         tiny.body[1].running_var.uniform_(0.5, 1.5)
     save(torch.jit.script(tiny), "tiny_dict_script.pt")
     save_custom(torch, out, save)
+    save_newer_op(out)
+    import warnings
+    from script_models import ARCHITECTURES, build
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision's notes on scripting Inception-v3
+        for name in ARCHITECTURES:
+            save(torch.jit.script(build(torchvision, name)), name + "_script.pt")
     tmp = os.path.join(out, "resnet18_state_dict.pth.tmp-%d" % os.getpid())
     torch.save(resnet.state_dict(), tmp)
     os.replace(tmp, os.path.join(out, "resnet18_state_dict.pth"))

@@ -24,6 +24,7 @@ struct ExplainOptions {
   InputOptions input;
   std::vector<std::string> images;
   std::string target;
+  std::string target_mask;  // a segmentation model's region
   std::string out = "out";
   bool raw = false;
   std::vector<std::string> params;  // key=value
@@ -53,8 +54,48 @@ Target unit_target(const std::string& unit, const std::string& reduce, Model& mo
   return Target::layer_unit(layer, filter, reduction);
 }
 
+// --target-mask FILE: the image's non-zero pixels (any channel), resized (nearest) to the
+// model's output of h x w.
+torch::Tensor read_target_mask(const std::string& path, int64_t h, int64_t w) {
+  torch::Tensor rgb;
+  try {
+    rgb = load_image(path);
+  } catch (const Error& e) {
+    throw usage_error(std::string("--target-mask ") + e.what());
+  }
+  auto mask = (rgb.amax(0) > 0).to(torch::kFloat).unsqueeze(0).unsqueeze(0);
+  mask = torch::nn::functional::interpolate(
+      mask, torch::nn::functional::InterpolateFuncOptions()
+                .size(std::vector<int64_t>{h, w})
+                .mode(torch::kNearest));
+  mask = mask[0][0];
+  if (mask.sum().item<double>() == 0) {
+    throw usage_error("--target-mask " + path + ": no pixel is set (the region is the mask's "
+                      "non-zero pixels)");
+  }
+  return mask;
+}
+
+// Prints the 5 classes that a dense output [1, C, H, W] predicts at most pixels.
+void print_top5_pixels(const torch::Tensor& logits, const std::vector<std::string>& names) {
+  const auto predicted = logits[0].argmax(0).flatten().to(torch::kCPU);
+  const auto counts = torch::bincount(predicted, {}, logits.size(1)).to(torch::kDouble);
+  const auto top = counts.topk(std::min<int64_t>(5, counts.size(0)));
+  const double total = static_cast<double>(predicted.numel());
+  for (int64_t i = 0; i < std::get<0>(top).size(0); ++i) {
+    const double n = std::get<0>(top)[i].item<double>();
+    if (n == 0) break;
+    const int64_t c = std::get<1>(top)[i].item<int64_t>();
+    std::cout << "    " << (i + 1) << ". " << std::setw(4) << c << " " << std::left
+              << std::setw(28) << class_name(c, names) << std::right << " " << std::fixed
+              << std::setprecision(4) << n / total << " of the pixels\n";
+  }
+  std::cout.unsetf(std::ios::fixed);
+}
+
 // Prints the top-5 predictions of `logits` [1, C].
 void print_top5(const torch::Tensor& logits, const std::vector<std::string>& names) {
+  if (logits.dim() == 4) return print_top5_pixels(logits, names);
   const auto probs = torch::softmax(logits.to(torch::kCPU, torch::kDouble), 1)[0];
   const auto top = probs.topk(std::min<int64_t>(5, probs.size(0)));
   const auto values = std::get<0>(top);
@@ -82,6 +123,12 @@ void run_explain(const ExplainOptions& o) {
       params["std"] = o.input.std;
     }
   }
+  if (!o.target_mask.empty() && !o.unit.empty()) {
+    throw usage_error("--target-mask and --unit exclude each other: a region is of a class");
+  }
+  if (!o.target_mask.empty() && !fs::exists(o.target_mask)) {
+    throw usage_error("--target-mask " + o.target_mask + ": no such file");
+  }
   if (!o.unit.empty() && !o.target.empty()) {
     throw usage_error("--unit and --target exclude each other: explain a class or a unit");
   }
@@ -105,6 +152,15 @@ void run_explain(const ExplainOptions& o) {
   int64_t target_class = -1;
   if (!o.unit.empty()) unit = unit_target(o.unit, o.reduce, *model);
   if (!o.target.empty()) target_class = resolve_class(o.target, names, model->num_classes());
+  if (!o.target_mask.empty()) {
+    torch::InferenceMode guard;
+    const auto probe = model->forward(normalize(pictures[0], pre).unsqueeze(0).to(device)).output;
+    if (probe.dim() != 4) {
+      throw usage_error("--target-mask: " + model->name() + " returns logits " +
+                        c10::str(probe.sizes()) +
+                        ", not a dense map [N, C, H, W]; a region is for segmentation models");
+    }
+  }
   for (size_t i = 0; i < o.images.size(); ++i) {
     const auto& image_path = o.images[i];
     const auto& rgb = pictures[i];
@@ -120,6 +176,27 @@ void run_explain(const ExplainOptions& o) {
     if (unit) {
       target = *unit;
       std::cout << "  explaining the " << target.description() << " with " << info.name << "\n";
+    } else if (logits.dim() == 4) {
+      // A dense output (segmentation): a class's logits summed over a region, by default the
+      // pixels predicted as it; the default class is the one predicted at most pixels.
+      const int64_t c =
+          target_class >= 0
+              ? target_class
+              : torch::bincount(logits[0].argmax(0).flatten(), {}, logits.size(1))
+                    .argmax()
+                    .item<int64_t>();
+      const auto mask = o.target_mask.empty()
+                            ? predicted_region(logits, c)
+                            : read_target_mask(o.target_mask, logits.size(2), logits.size(3));
+      const int64_t pixels = static_cast<int64_t>(mask.sum().item<double>());
+      if (pixels == 0) {
+        throw usage_error(image_path + ": no pixel is predicted as class " + std::to_string(c) +
+                          " (" + class_name(c, names) + "); give the region with --target-mask");
+      }
+      target = Target::region_logit(c, mask.to(device));
+      std::cout << "  explaining class " << c << " (" << class_name(c, names) << ") over "
+                << pixels << " pixels" << (o.target_mask.empty() ? " predicted as it" : " of --target-mask")
+                << " with " << info.name << "\n";
     } else {
       const int64_t c = target_class >= 0 ? target_class : logits.argmax(1).item<int64_t>();
       target = Target::class_logit(c);
@@ -171,6 +248,10 @@ void setup_explain(CLI::App& app) {
   sub->add_option("--target,-t", o->target,
                   "class to explain: an index (281) or an ImageNet name (tabby); default: the "
                   "top-1 prediction");
+  sub->add_option("--target-mask", o->target_mask,
+                  "segmentation model (output [N, C, H, W]): explain the target class's logits "
+                  "summed over this image's non-zero pixels (resized to the output); default: "
+                  "the pixels predicted as the class");
   sub->add_option("--out,-o", o->out, "output folder (created if missing)")->capture_default_str();
   sub->add_flag("--raw", o->raw,
                 "also write the raw result as <stem>_<method>.npy (float32, numpy.load reads "

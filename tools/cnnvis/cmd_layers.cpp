@@ -4,6 +4,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <torch/nn/module.h>
+
 #include "cnnvis/demo/train.hpp"
 #include "cnnvis/methods/lrp.hpp"
 #include "cnnvis/models/zoo.hpp"
@@ -18,6 +20,7 @@ void setup_layers(CLI::App& app) {
     std::vector<std::string> only;
     std::string lrp;
     std::vector<std::string> rules;
+    std::string output;
   };
   auto o = std::make_shared<Options>();
   auto* sub = app.add_subcommand(
@@ -25,6 +28,9 @@ void setup_layers(CLI::App& app) {
       "print every addressable layer: name (for --layer), type, output shape, parameters\n"
       "  e.g. cnnvis layers --model vgg16 --size 224");
   sub->add_option("--model,-m", o->arch, "architecture, or a TorchScript file")->required();
+  sub->add_option("--output", o->output,
+                  "TorchScript model returning a tuple, list or dict: which element holds the "
+                  "logits (an index or a key; default the first tensor)");
   sub->add_option("--size", o->size,
                   "input size for the output shapes (default 96 for demo, else 224)")
       ->check(integer_range(kMinSide, kMaxSide));
@@ -35,7 +41,7 @@ void setup_layers(CLI::App& app) {
   sub->add_option("--rule", o->rules,
                   "with --lrp: rule overrides LAYER_OR_TYPE=RULE, as `cnnvis explain lrp --rule`");
   sub->callback([o] {
-    auto model = model_of(o->arch);  // shapes and sizes need no trained weights
+    auto model = model_of(o->arch, o->output);  // shapes and sizes need no trained weights
     if (o->size == 0) o->size = o->arch == "demo" ? demo::kDemoSize : 224;
     for (const auto& name : o->only) model->check_layer(name);
     check_model_input(*model, o->size, "--size");
@@ -74,11 +80,17 @@ void setup_layers(CLI::App& app) {
       std::cout << std::left << std::setw(26) << info.name << std::setw(20) << info.type
                 << std::setw(22) << shape.str() << std::right << std::setw(12) << info.parameters
                 << "  " << notes << "\n";
-      if (info.name.find('.') == std::string::npos) total += info.parameters;  // top level
     }
     if (!o->only.empty()) return;  // a selection has no meaningful total
+    for (const auto& p : model->module().parameters()) total += p.numel();
     std::cout << model->name() << ": " << infos.size() << " layers, " << total
               << " parameters, input [1, 3, " << o->size << ", " << o->size << "]\n";
+    if (const auto text = model->describe_output(); !text.empty()) {
+      std::cout << "returns " << text << "\n";
+    }
+    if (const auto text = model->describe_activations(); !text.empty()) {
+      std::cout << text << "\n";
+    }
   });
 }
 

@@ -136,6 +136,9 @@ void add_model_options(CLI::App& app, ModelOptions& o, const std::string& defaul
                  "TorchScript model returning a tuple, list or dict: which element holds the "
                  "logits, an index (0, 1) or a key/NamedTuple field (out, logits); default the "
                  "first tensor");
+  app.add_option("--labels", o.labels,
+                 "class names, one per line in class order (a model without ImageNet's 1000 "
+                 "classes: for printing and --target NAME)");
 }
 
 std::string device_string(const ModelOptions& o) {
@@ -193,7 +196,9 @@ std::unique_ptr<Model> model_of(const std::string& model, const std::string& out
   return load_script_model(model, options);
 }
 
-std::unique_ptr<Model> load_model(const ModelOptions& o) {
+namespace {
+
+std::unique_ptr<Model> load_model_weights(const ModelOptions& o) {
   const auto device = device_string(o);
   if (names_model_file(o.arch)) {
     if (!o.weights.empty() || o.random_seed >= 0) {
@@ -228,6 +233,28 @@ std::unique_ptr<Model> load_model(const ModelOptions& o) {
                       "README) or --random-weights SEED for a deterministic random model");
   }
   model->module().to(torch::Device(device));
+  return model;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(const ModelOptions& o) {
+  std::vector<std::string> labels;
+  if (!o.labels.empty()) {
+    try {
+      labels = read_class_names(o.labels);
+    } catch (const Error& e) {
+      throw usage_error(std::string("--labels ") + e.what());
+    }
+  }
+  auto model = load_model_weights(o);
+  if (!labels.empty()) {
+    try {
+      model->set_class_names(std::move(labels));
+    } catch (const Error& e) {
+      throw usage_error("--labels " + o.labels + ": " + e.what());
+    }
+  }
   return model;
 }
 
@@ -359,9 +386,16 @@ void check_model_input(Model& model, int64_t side, const std::string& option, in
   };
   const std::string given =
       given_text.empty() ? option + " " + std::to_string(side) : given_text;
-  const int64_t probe = std::min<int64_t>(side, 64);
+  // The memory estimate comes from a small probe, scaled; a network that cannot take the
+  // probe (Inception-v3 needs 75x75) is probed at the side asked for.
+  int64_t probe = std::min<int64_t>(side, 64);
   double floats = 0;
-  if (!takes(probe, &floats)) {
+  bool ok = takes(probe, &floats);
+  if (!ok && probe < side) {
+    probe = side;
+    ok = takes(probe, &floats);
+  }
+  if (!ok) {
     // The smallest side it takes (between the failed probe and the first of 64, 128, ...
     // 1024 that works), by bisection.
     constexpr int64_t kLargestProbe = 1024;

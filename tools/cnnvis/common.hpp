@@ -44,6 +44,7 @@ struct ModelOptions {
   int64_t random_seed = -1;  // --random-weights SEED; -1 = not given
   std::string device = "cpu";
   std::string output;  // --output: the logits within a TorchScript model's output
+  std::string labels;  // --labels FILE: class names, one per line
 };
 // Binds --model, --weights, --random-weights, --device. --model is required unless
 // `default_arch` is given.

@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     std::cerr << "cnnvis: error: " << first_line(e.what()) << " (see cnnvis --help)\n";
     return 2;
   } catch (const cnnvis::Error& e) {
-    std::cerr << "cnnvis: error: " << first_line(e.what()) << "\n";
+    std::cerr << "cnnvis: error: " << cnnvis::error_line(e.what()) << "\n";
     return e.kind() == cnnvis::ErrorKind::kInvalidArgument ? 2 : 1;
   } catch (const c10::Error& e) {
     std::cerr << "cnnvis: error: " << torch_error_line(e) << "\n";
@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
     std::cerr << "cnnvis: error: out of memory; " << kOutOfMemoryHint << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "cnnvis: error: " << first_line(e.what()) << "\n";
+    std::cerr << "cnnvis: error: " << cnnvis::error_line(e.what()) << "\n";
     return 1;
   } catch (...) {
     std::cerr << "cnnvis: error: an unexpected failure; please report it with the command line\n";

@@ -1,7 +1,7 @@
 #!/bin/bash
 # TorchScript against native (issue 16): ResNet-18 scripted and traced by Debian's python3-torch
 # with the zoo's seeded weights, against the native zoo model, in one process (Google
-# Benchmark, median of 3 repetitions, interleaved by name order). Prints ms per call and the
+# Benchmark, median of 6 repetitions in random order). Prints ms per call and the
 # TorchScript / native ratio for a forward pass, vanilla, Grad-CAM and Ablation-CAM.
 #   bench/script.sh [BUILD_DIR]          (CNNVIS_THREADS=N to pin threads)
 set -euo pipefail
@@ -10,12 +10,13 @@ build="$(cd "${1:-$src/build}" && pwd)"
 models="$build/torchscript-models"
 /usr/bin/python3 "$src/tests/python/save_torchscript.py" "$models"
 CNNVIS_SCRIPT_MODELS="$models" "$build/bench/cnnvis_bench" --benchmark_filter='^script/' \
-  --benchmark_repetitions=3 --benchmark_report_aggregates_only=true --benchmark_format=json \
+  --benchmark_repetitions=6 --benchmark_enable_random_interleaving=true \
+  --benchmark_report_aggregates_only=true --benchmark_format=json \
   > "$build/bench-script.json"
 /usr/bin/python3 - "$build/bench-script.json" <<'PY'
 import json, sys
-runs = {b["run_name"]: b["real_time"] for b in json.load(open(sys.argv[1]))["benchmarks"]
-        if b.get("aggregate_name") == "median"}
+runs = {b["run_name"].split("/min_time")[0]: b["real_time"]
+        for b in json.load(open(sys.argv[1]))["benchmarks"] if b.get("aggregate_name") == "median"}
 print("| ResNet-18, batch 1, 224 | native | scripted | traced | scripted / native | traced / native |")
 print("| --- | --- | --- | --- | --- | --- |")
 for what in ["forward", "vanilla", "grad-cam", "ablation-cam"]:

@@ -25,8 +25,7 @@ inline Error usage_error(const std::string& message) {
 }
 
 // The one line of an exception's what() that says what went wrong: its first line with text,
-// except for
-// the TorchScript interpreter's "The following operation failed in the TorchScript
+// except for the TorchScript interpreter's "The following operation failed in the TorchScript
 // interpreter." with a traceback, where it is the model's own message (the traceback's last
 // line, without its "RuntimeError: ").
 std::string error_line(const std::string& what);

@@ -100,9 +100,9 @@ class Model {
   // ("" when it returns the logits alone), and which activations the guided and deconvnet ReLU
   // modes change and which keep their gradient ("" when every activation is a ReLU module).
   virtual std::string describe_output() const { return ""; }
+  virtual std::string describe_activations() const { return ""; }
   // Why graph() is empty, for the errors of the methods that need it ("" if not known).
   virtual std::string graph_problem() const { return ""; }
-  virtual std::string describe_activations() const { return ""; }
 
   // True if forward() and autograd through its result may run on several threads at once
   // (nothing is written during a forward pass, as in torch modules in eval mode). Gradient

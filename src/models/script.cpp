@@ -73,11 +73,10 @@ TORCH_LIBRARY(cnnvis, m) {
   m.def("modal_relu(Tensor x, int mode) -> Tensor", &modal_relu_op);
 }
 
-const c10::Symbol kTap = c10::Symbol::fromQualString("cnnvis::tap");
+using detail::kTap;
+using detail::tap_name;
+using detail::tapped_source;
 const c10::Symbol kModalRelu = c10::Symbol::fromQualString("cnnvis::modal_relu");
-
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
 
 // ---- graph helpers ----
 
@@ -111,9 +110,6 @@ std::optional<std::vector<std::string>> attr_path(jit::Value* v, jit::Value* sel
   return parts;
 }
 
-std::string tap_name(const jit::Node* tap) {
-  return jit::constant_as<std::string>(tap->input(1)).value_or("");
-}
 
 // ---- step 1: inlining, with taps ----
 
@@ -226,11 +222,6 @@ void clean_up(std::shared_ptr<jit::Graph>& graph) {
   jit::EliminateDeadCode(graph);
 }
 
-// The value a tap marks, through other taps of the same value ("layer4" marks "layer4.1").
-jit::Value* tapped_source(jit::Value* v) {
-  while (v->node()->kind() == kTap) v = v->node()->input(0);
-  return v;
-}
 
 // True if `x` is not needed to compute `outputs` once `cut` is given: every path from the
 // input to the output passes through `cut`.
@@ -410,12 +401,7 @@ class ScriptModel final : public Model {
     std::vector<std::string> wanted(taps);
     std::sort(wanted.begin(), wanted.end());
     wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
-    auto& fn = derived(wanted, "");
-    const auto outputs = run(fn, x);
-    ForwardResult result;
-    result.output = pick_output(outputs[0], options_.output, source_);
-    for (size_t k = 0; k < wanted.size(); ++k) result.taps[wanted[k]] = outputs[k + 1].toTensor();
-    return result;
+    return collect(run(derived(wanted, ""), x), wanted);
   }
 
   at::Tensor forward_from_impl(const std::string& layer, const at::Tensor& activation) override {
@@ -494,12 +480,8 @@ class ScriptModel final : public Model {
     ForwardResult result;
     try {
       torch::NoGradGuard no_grad;
-      auto options = torch::TensorOptions().dtype(torch::kFloat);
-      const auto parameters = mirror_->parameters();
-      if (!parameters.empty()) options = parameters.front().options().requires_grad(false);
-      const auto outputs = run(derived(names, ""), torch::zeros({1, 3, 224, 224}, options));
-      result.output = pick_output(outputs[0], options_.output, source_);
-      for (size_t k = 0; k < names.size(); ++k) result.taps[names[k]] = outputs[k + 1].toTensor();
+      const auto outputs = run(derived(names, ""), torch::zeros({1, 3, 224, 224}, input_options()));
+      result = collect(outputs, names);
       output_description_ =
           outputs[0].isTensor()
               ? describe_returned(outputs[0]) + ", the logits"
@@ -535,6 +517,22 @@ class ScriptModel final : public Model {
       cam_layer_ = outer;
     }
     if (cam_layer_.empty()) cam_layer_ = layers_.back().name;
+  }
+
+  // An image batch in the model's dtype and device (those of its parameters).
+  torch::TensorOptions input_options() const {
+    const auto parameters = mirror_->parameters();
+    return parameters.empty() ? torch::TensorOptions().dtype(torch::kFloat)
+                              : parameters.front().options().requires_grad(false);
+  }
+
+  // A derived graph's outputs (the model's output, then the taps in order) as a ForwardResult.
+  ForwardResult collect(const std::vector<c10::IValue>& outputs,
+                        const std::vector<std::string>& taps) const {
+    ForwardResult result;
+    result.output = pick_output(outputs[0], options_.output, source_);
+    for (size_t k = 0; k < taps.size(); ++k) result.taps[taps[k]] = outputs[k + 1].toTensor();
+    return result;
   }
 
   std::vector<c10::IValue> run(jit::GraphFunction& fn, const at::Tensor& input) {
@@ -641,11 +639,8 @@ class ScriptModel final : public Model {
                                           logits_value(), source_);
       // The check: the graph run node by node gives the model's output.
       torch::NoGradGuard no_grad;
-      auto options = torch::TensorOptions().dtype(torch::kFloat);
-      const auto parameters = mirror_->parameters();
-      if (!parameters.empty()) options = parameters.front().options().requires_grad(false);
       const auto x = torch::randn({1, 3, 64, 64}, at::make_generator<at::CPUGeneratorImpl>(0))
-                         .to(options);
+                         .to(input_options());
       std::map<std::string, at::Tensor> taps;
       const auto walked = detail::run_graph(graph_, x, source_, "graph", taps);
       const auto expected = forward_impl(x, {}).output;
@@ -723,7 +718,7 @@ std::vector<std::string> zip_records(const std::string& path) {
     caffe2::serialize::PyTorchStreamReader reader(path);
     return reader.getAllRecords();
   } catch (const c10::Error& e) {
-    throw Error(path + ": cannot read the zip archive (" + first_line(e.what_without_backtrace()) +
+    throw Error(path + ": cannot read the zip archive (" + error_line(e.what_without_backtrace()) +
                 "); the file is truncated or damaged, save it again");
   }
 }

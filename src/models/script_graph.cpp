@@ -10,17 +10,22 @@
 #include "cnnvis/error.hpp"
 
 namespace cnnvis::detail {
-namespace {
 
 namespace jit = torch::jit;
 namespace nn = torch::nn;
 
 const c10::Symbol kTap = c10::Symbol::fromQualString("cnnvis::tap");
 
-jit::Value* source_of(jit::Value* v) {
+std::string tap_name(const jit::Node* tap) {
+  return jit::constant_as<std::string>(tap->input(1)).value_or("");
+}
+
+jit::Value* tapped_source(jit::Value* v) {
   while (v->node()->kind() == kTap) v = v->node()->input(0);
   return v;
 }
+
+namespace {
 
 class Builder {
  public:
@@ -32,7 +37,7 @@ class Builder {
 
   std::vector<GraphNode> chain(jit::Value* from, jit::Value* to) {
     std::vector<GraphNode> seq;
-    build(from, source_of(to), seq);
+    build(from, tapped_source(to), seq);
     absorb_block_ends(seq);
     return seq;
   }
@@ -48,7 +53,7 @@ class Builder {
         if (use.user->kind() == kTap) tap = use.user;
       }
       if (!tap) return names;
-      names.push_back(jit::constant_as<std::string>(tap->input(1)).value_or(""));
+      names.push_back(tap_name(tap));
       v = tap->output();
     }
   }
@@ -118,14 +123,14 @@ class Builder {
       for (auto& p : conv->parameters()) p.set_requires_grad(false);
       const auto padding = constant(n, 4);
       if (!padding.isIntList() && !padding.isInt()) unsupported(n, "with string padding");
-      conv->options.in_channels(w.size(1) * (traced ? constant(n, 8).toInt()
-                                                    : constant(n, 6).toInt()))
+      const int64_t groups = constant(n, traced ? 8 : 6).toInt();
+      conv->options.in_channels(w.size(1) * groups)
           .out_channels(w.size(0))
           .kernel_size(torch::ExpandingArray<2>({w.size(2), w.size(3)}))
           .stride(torch::ExpandingArray<2>(ints(n, 3)))
           .padding(torch::ExpandingArray<2>(ints(n, 4)))
           .dilation(torch::ExpandingArray<2>(ints(n, 5)))
-          .groups(traced ? constant(n, 8).toInt() : constant(n, 6).toInt())
+          .groups(groups)
           .bias(b.defined());
       conv->weight = w;
       conv->bias = b;
@@ -201,18 +206,18 @@ class Builder {
   // The values x depends on through the activations (their sources), itself included.
   std::set<jit::Value*> ancestors(jit::Value* v) const {
     std::set<jit::Value*> seen;
-    std::vector<jit::Value*> stack{source_of(v)};
+    std::vector<jit::Value*> stack{tapped_source(v)};
     while (!stack.empty()) {
       jit::Value* u = stack.back();
       stack.pop_back();
       if (!seen.insert(u).second || u == x_) continue;
       jit::Node* n = u->node();
       if (n->kind() == jit::aten::add) {
-        stack.push_back(source_of(n->input(0)));
-        stack.push_back(source_of(n->input(1)));
+        stack.push_back(tapped_source(n->input(0)));
+        stack.push_back(tapped_source(n->input(1)));
       } else if (n->inputs().size() > 0 && n->kind() != jit::prim::GetAttr &&
                  n->kind() != jit::prim::Constant) {
-        stack.push_back(source_of(n->input(0)));
+        stack.push_back(tapped_source(n->input(0)));
       }
     }
     return seen;
@@ -233,8 +238,8 @@ class Builder {
           jit::toIValue(n->input(2))->isInt() && jit::toIValue(n->input(2))->toInt() != 1) {
         unsupported(n, "with alpha != 1");
       }
-      jit::Value* a = source_of(n->input(0));
-      jit::Value* b = source_of(n->input(1));
+      jit::Value* a = tapped_source(n->input(0));
+      jit::Value* b = tapped_source(n->input(1));
       if (!a->type()->cast<c10::TensorType>() || !b->type()->cast<c10::TensorType>()) {
         unsupported(n, "of a non-tensor");
       }
@@ -263,7 +268,7 @@ class Builder {
     }
     if (n->inputs().empty()) unsupported(n);
     GraphNode node = convert(n);  // first: an unsupported op is named, not what feeds it
-    build(from, source_of(n->input(0)), seq);
+    build(from, tapped_source(n->input(0)), seq);
     seq.push_back(std::move(node));
   }
 

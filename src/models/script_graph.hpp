@@ -13,6 +13,12 @@
 
 namespace cnnvis::detail {
 
+// The master graph's module-output marker cnnvis::tap(x, "module.path"): its symbol, the path
+// it carries, and the value under a chain of taps (a tap of a tap: "layer4" marks "layer4.1").
+extern const c10::Symbol kTap;
+std::string tap_name(const torch::jit::Node* tap);
+torch::jit::Value* tapped_source(torch::jit::Value* v);
+
 // The layer graph from the image input `x` to `logits` of `graph` (the master graph, with
 // cnnvis::tap nodes; `module` resolves its prim::GetAttr chains). The nodes' modules hold the
 // script module's own parameter and buffer tensors. Throws cnnvis::Error naming the last

@@ -58,7 +58,7 @@ from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import (  # noqa: E402
     ClassifierOutputTarget, SemanticSegmentationTarget)
 
-from script_models import ARCHITECTURES, build  # noqa: E402
+from script_models import ARCHITECTURES, build, every_relu_guided  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "fixtures", "script")
 F = torch.nn.functional
@@ -78,19 +78,6 @@ def check(name, a, b, tol=1e-10):
     err = float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
     print(f"  check {name}: {err:.3g}")
     assert err <= tol, (name, err)
-
-
-class Guided(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, t):
-        y = t.clamp(min=0)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return g.clamp(min=0) * (y > 0).to(g.dtype)
 
 
 class FunctionalRelu(torch.nn.ReLU):
@@ -117,17 +104,6 @@ class every_relu_a_module:
     def __exit__(self, *args):
         F.relu = ORIGINAL_RELU
         torch.nn.ReLU.forward = ORIGINAL_RELU_FORWARD
-
-
-class every_relu_guided:
-    def __enter__(self):
-        self.saved = F.relu, torch.relu, torch.relu_, torch.nn.ReLU.forward
-        F.relu = lambda t, inplace=False: Guided.apply(t)
-        torch.relu = torch.relu_ = Guided.apply
-        torch.nn.ReLU.forward = lambda m, t: Guided.apply(t)
-
-    def __exit__(self, *args):
-        F.relu, torch.relu, torch.relu_, torch.nn.ReLU.forward = self.saved
 
 
 def has_relu(model, x):

@@ -9,6 +9,10 @@ class, or for the segmentation model a class whose logits are summed over the pi
 as it), and the layer of the Grad-CAM fixture; targets and layers are chosen so that the
 Grad-CAM map is partly positive (an all-zero map would test nothing).
 """
+import contextlib
+
+import torch
+
 from cnnvis_random_weights import randomize_weights
 
 SEED = 1234
@@ -41,3 +45,32 @@ def build(torchvision, name):
         model = getattr(m, name)(weights=None)
     randomize_weights(model, SEED)
     return model.eval()
+
+
+class Guided(torch.autograd.Function):
+    """max(x, 0) with guided backprop's backward: relu(g) where the output is positive."""
+
+    @staticmethod
+    def forward(ctx, t):
+        y = t.clamp(min=0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g.clamp(min=0) * (y > 0).to(g.dtype)
+
+
+@contextlib.contextmanager
+def every_relu_guided():
+    """Every ReLU guided while the block runs, as cnnvis guides them: F.relu (which nn.ReLU
+    modules call), torch.relu and torch.relu_, in place or not."""
+    F = torch.nn.functional
+    saved = F.relu, torch.relu, torch.relu_
+    F.relu = lambda t, inplace=False: Guided.apply(t)
+    torch.relu = torch.relu_ = Guided.apply
+    try:
+        yield
+    finally:
+        F.relu, torch.relu, torch.relu_ = saved

@@ -152,15 +152,7 @@ void run_explain(const ExplainOptions& o) {
   int64_t target_class = -1;
   if (!o.unit.empty()) unit = unit_target(o.unit, o.reduce, *model);
   if (!o.target.empty()) target_class = resolve_class(o.target, names, model->num_classes());
-  if (!o.target_mask.empty()) {
-    torch::InferenceMode guard;
-    const auto probe = model->forward(normalize(pictures[0], pre).unsqueeze(0).to(device)).output;
-    if (probe.dim() != 4) {
-      throw usage_error("--target-mask: " + model->name() + " returns logits " +
-                        c10::str(probe.sizes()) +
-                        ", not a dense map [N, C, H, W]; a region is for segmentation models");
-    }
-  }
+  torch::Tensor file_mask;  // --target-mask at the output's size, read once
   for (size_t i = 0; i < o.images.size(); ++i) {
     const auto& image_path = o.images[i];
     const auto& rgb = pictures[i];
@@ -169,6 +161,12 @@ void run_explain(const ExplainOptions& o) {
     {
       torch::InferenceMode guard;
       logits = model->forward(x).output;
+    }
+    // Checked on the first image, before anything is printed or written.
+    if (!o.target_mask.empty() && logits.dim() != 4) {
+      throw usage_error("--target-mask: " + model->name() + " returns logits " +
+                        c10::str(logits.sizes()) +
+                        ", not a dense map [N, C, H, W]; a region is for segmentation models");
     }
     std::cout << image_path << ": top-5 of " << model->name() << "\n";
     print_top5(logits, names);
@@ -185,9 +183,12 @@ void run_explain(const ExplainOptions& o) {
               : torch::bincount(logits[0].argmax(0).flatten(), {}, logits.size(1))
                     .argmax()
                     .item<int64_t>();
-      const auto mask = o.target_mask.empty()
-                            ? predicted_region(logits, c)
-                            : read_target_mask(o.target_mask, logits.size(2), logits.size(3));
+      if (!o.target_mask.empty() &&
+          (!file_mask.defined() || file_mask.size(0) != logits.size(2) ||
+           file_mask.size(1) != logits.size(3))) {
+        file_mask = read_target_mask(o.target_mask, logits.size(2), logits.size(3));
+      }
+      const auto mask = o.target_mask.empty() ? predicted_region(logits, c) : file_mask;
       const int64_t pixels = static_cast<int64_t>(mask.sum().item<double>());
       if (pixels == 0) {
         throw usage_error(image_path + ": no pixel is predicted as class " + std::to_string(c) +

@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <algorithm>
 #include <map>
 
 #include "cnnvis/error.hpp"
@@ -57,6 +58,63 @@ double relative_error(const at::Tensor& a, const at::Tensor& b) {
   return ((a - b).abs().max() / b.abs().max().clamp_min(1e-300)).item<double>();
 }
 
+// Every registered method (or those of `only`) gives the same raw result and extras on both
+// models (integrated gradients' delta, the upsampled maps). The multi-pass methods run with
+// few passes; `params` adds or overrides a method's parameters.
+void expect_every_method_equal(Model& script, Model& zoo, const at::Tensor& input,
+                               const std::map<std::string, MethodParams>& params,
+                               const std::vector<std::string>& only = {}) {
+  std::map<std::string, MethodParams> small{
+      {"integrated-gradients", {{"steps", "4"}}}, {"smoothgrad", {{"samples", "3"}}},
+      {"occlusion", {{"window", "32"}, {"stride", "16"}}}};
+  for (const auto& [name, p] : params) small[name] = p;
+  for (const auto& info : methods()) {
+    if (!only.empty() && std::find(only.begin(), only.end(), info.name) == only.end()) continue;
+    SCOPED_TRACE(info.name);
+    const auto it = small.find(info.name);
+    auto method = info.make(it == small.end() ? MethodParams{} : it->second);
+    const auto target = Target::class_logit(3);
+    const auto ra = method->explain(script, input, target);
+    const auto rb = method->explain(zoo, input, target);
+    EXPECT_LT(relative_error(ra.raw, rb.raw), 1e-9);
+    EXPECT_EQ(ra.extras.size(), rb.extras.size());
+    for (const auto& [key, value] : rb.extras) {
+      ASSERT_TRUE(ra.extras.count(key)) << key;
+      EXPECT_LT(relative_error(ra.extras.at(key), value), 1e-9) << key;
+    }
+  }
+}
+
+// LRP with three composites (and its rule table, line by line), LRP at a layer, and lucid's
+// synthesis (redirected ReLU, the forward pass stopped at the objective's layer) give what the
+// zoo model gives.
+void expect_lrp_and_synthesis_equal(Model& script, Model& zoo, const std::string& lrp_layer,
+                                    const std::string& filter_layer) {
+  ASSERT_FALSE(script.graph().empty()) << script.graph_problem();
+  const auto x = torch::randn({1, 3, 64, 64}, at::make_generator<at::CPUGeneratorImpl>(5))
+                     .to(torch::kDouble);
+  for (const char* composite : {"epsilon-plus-flat", "epsilon-gamma-box", "epsilon-alpha2-beta1"}) {
+    SCOPED_TRACE(composite);
+    const MethodParams params{{"composite", composite}};
+    EXPECT_EQ(lrp_rule_table(script, parse_lrp_options(params)),
+              lrp_rule_table(zoo, parse_lrp_options(params)));
+    auto lrp = find_method("lrp").make(params);
+    EXPECT_LT(relative_error(lrp->attribute(script, x, Target::class_logit(3)),
+                             lrp->attribute(zoo, x, Target::class_logit(3))), 1e-9);
+  }
+  auto at_layer = find_method("lrp").make({{"layer", lrp_layer}});
+  EXPECT_LT(relative_error(at_layer->attribute(script, x, Target::class_logit(3)),
+                           at_layer->attribute(zoo, x, Target::class_logit(3))), 1e-9);
+  SynthesisOptions o = lucid_preset();
+  o.steps = 3;
+  o.size = 48;
+  o.redirected_relu_steps = 2;
+  const auto target = filter_batch_target(filter_layer, {2, 7});
+  const auto a = synthesize(script, target, 2, o);
+  const auto b = synthesize(zoo, target, 2, o);
+  EXPECT_LT(relative_error(a.image, b.image), 1e-9);
+}
+
 TEST(Script, ResNet18ScriptedAndTracedEqualsTheZooModel) {
   for (const char* file : {"resnet18_script.pt", "resnet18_trace.pt"}) {
     SCOPED_TRACE(file);
@@ -98,28 +156,11 @@ TEST(Script, ResNet18ScriptedAndTracedEqualsTheZooModel) {
     // maps), on the scripted model (one image); the traced one runs a gradient, a CAM and a
     // perturbation method on both images.
     const bool scripted = std::string(file) == "resnet18_script.pt";
-    const std::map<std::string, MethodParams> small{
-        {"integrated-gradients", {{"steps", "4"}}}, {"smoothgrad", {{"samples", "3"}}},
-        {"score-cam", {{"layer", "layer2.0.conv1"}}},
-        {"occlusion", {{"window", "32"}, {"stride", "16"}}}};
-    const auto input = scripted ? x.slice(0, 0, 1) : x;
-    for (const auto& info : methods()) {
-      if (!scripted && info.name != "vanilla" && info.name != "grad-cam++" &&
-          info.name != "ablation-cam") {
-        continue;
-      }
-      SCOPED_TRACE(info.name);
-      const auto it = small.find(info.name);
-      auto method = info.make(it == small.end() ? MethodParams{} : it->second);
-      const auto target = Target::class_logit(3);
-      const auto ra = method->explain(*script, input, target);
-      const auto rb = method->explain(*zoo, input, target);
-      EXPECT_LT(relative_error(ra.raw, rb.raw), 1e-9);
-      for (const auto& [key, value] : rb.extras) {
-        ASSERT_TRUE(ra.extras.count(key)) << key;
-        EXPECT_LT(relative_error(ra.extras.at(key), value), 1e-9) << key;
-      }
-    }
+    expect_every_method_equal(*script, *zoo, scripted ? x.slice(0, 0, 1) : x,
+                              {{"score-cam", {{"layer", "layer2.0.conv1"}}}},
+                              scripted ? std::vector<std::string>{}
+                                       : std::vector<std::string>{"vanilla", "grad-cam++",
+                                                                  "ablation-cam"});
   }
 }
 
@@ -131,29 +172,7 @@ TEST(Script, LayerGraphOfAResNetGivesTheZoosLrpAndSynthesis) {
   for (const char* file : {"resnet18_script.pt", "resnet18_trace.pt"}) {
     SCOPED_TRACE(file);
     auto [script, zoo] = resnet18(file);
-    ASSERT_FALSE(script->graph().empty()) << script->graph_problem();
-    const auto x = torch::randn({1, 3, 64, 64}, at::make_generator<at::CPUGeneratorImpl>(5))
-                       .to(torch::kDouble);
-    for (const char* composite : {"epsilon-plus-flat", "epsilon-gamma-box", "epsilon-alpha2-beta1"}) {
-      SCOPED_TRACE(composite);
-      const MethodParams params{{"composite", composite}};
-      EXPECT_EQ(lrp_rule_table(*script, parse_lrp_options(params)),
-                lrp_rule_table(*zoo, parse_lrp_options(params)));
-      auto lrp = find_method("lrp").make(params);
-      EXPECT_LT(relative_error(lrp->attribute(*script, x, Target::class_logit(3)),
-                               lrp->attribute(*zoo, x, Target::class_logit(3))), 1e-9);
-    }
-    auto at_layer = find_method("lrp").make({{"layer", "layer2"}});
-    EXPECT_LT(relative_error(at_layer->attribute(*script, x, Target::class_logit(3)),
-                             at_layer->attribute(*zoo, x, Target::class_logit(3))), 1e-9);
-    SynthesisOptions o = lucid_preset();
-    o.steps = 3;
-    o.size = 48;
-    o.redirected_relu_steps = 2;
-    const auto target = filter_batch_target("layer3.1.conv1", {2, 7});
-    const auto a = synthesize(*script, target, 2, o);
-    const auto b = synthesize(*zoo, target, 2, o);
-    EXPECT_LT(relative_error(a.image, b.image), 1e-9);
+    expect_lrp_and_synthesis_equal(*script, *zoo, "layer2", "layer3.1.conv1");
   }
   auto densenet = load_script_model(models_dir() + "/densenet121_script.pt");
   EXPECT_TRUE(densenet->graph().empty());
@@ -162,6 +181,47 @@ TEST(Script, LayerGraphOfAResNetGivesTheZoosLrpAndSynthesis) {
                "densenet121_script.pt: its layer graph is not a chain of Conv2d, Linear, "
                "BatchNorm2d, ReLU, pooling, flatten and dropout layers with residual additions "
                "(ResNet, VGG, AlexNet): aten::cat (layer 'features.denseblock4') is not one of them");
+}
+
+// torchvision's VGG11-BN scripted with the zoo's seeded weights (530 MB, so not in the unit
+// suite: tests/script_files_test.sh writes it to a temporary folder and runs this test alone)
+// equals the native zoo model: outputs and taps, forward_from at every resumable layer, every
+// method, LRP (batch norm merged into the convolution before it) and synthesis.
+TEST(ScriptFiles, Vgg11BnScriptedEqualsTheZooModel) {
+  const char* dir = std::getenv("CNNVIS_SCRIPT_FILES_DIR");
+  ASSERT_TRUE(dir) << "run through tests/script_files_test.sh (CTest script_files), which sets "
+                      "CNNVIS_SCRIPT_FILES_DIR";
+  auto script = load_script_model(std::string(dir) + "/vgg11_bn_script.pt");
+  auto zoo = make_model("vgg11_bn");
+  randomize_weights(*zoo, 1234);
+  script->module().to(torch::kDouble);
+  zoo->module().to(torch::kDouble);
+  EXPECT_EQ(script->num_classes(), 1000);
+  std::map<std::string, LayerInfo> layers;
+  for (const auto& l : script->layers()) layers[l.name] = l;
+  const auto x = torch::randn({1, 3, 64, 64}, at::make_generator<at::CPUGeneratorImpl>(7))
+                     .to(torch::kDouble);
+  std::vector<std::string> taps;
+  for (const auto& l : zoo->layers()) {
+    ASSERT_TRUE(layers.count(l.name)) << l.name;
+    EXPECT_EQ(layers[l.name].type, l.type) << l.name;
+    EXPECT_EQ(layers[l.name].parameters, l.parameters) << l.name;
+    // Every layer of the chain is a cut point of the graph too.
+    EXPECT_EQ(layers[l.name].resumable, l.resumable) << l.name;
+    taps.push_back(l.name);
+  }
+  const auto a = script->forward(x, taps);
+  const auto b = zoo->forward(x, taps);
+  EXPECT_LT(relative_error(a.output, b.output), 1e-12);
+  for (const auto& t : taps) {
+    EXPECT_LT(relative_error(a.taps.at(t), b.taps.at(t)), 1e-12) << t;
+    if (layers[t].resumable) {
+      EXPECT_LT(relative_error(script->forward_from(t, b.taps.at(t)), b.output), 1e-12) << t;
+    }
+  }
+  // Score-CAM on the first block (64 channels, not the last block's 512).
+  expect_every_method_equal(*script, *zoo, x, {{"score-cam", {{"layer", "features.2"}}}});
+  expect_lrp_and_synthesis_equal(*script, *zoo, "features.14", "features.11");
 }
 
 // A custom model against PyTorch's own numbers for it (eager mode, float64, written beside the

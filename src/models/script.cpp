@@ -569,14 +569,15 @@ class ScriptModel final : public Model {
     }
     std::vector<jit::Value*> outputs{graph->outputs()[0]};
     for (const auto& t : taps) outputs.push_back(last.at(t)->output());
+    jit::Node* tuple = graph->insertNode(graph->createTuple(outputs));
+    graph->eraseOutput(0);
+    graph->registerOutput(tuple->output());
+    // After the tuple, so that a cut at the layer that makes the output returns the given value.
     if (!cut.empty()) {
       jit::Value* start = graph->addInput("activation");
       start->setType(c10::TensorType::get());
       last.at(cut)->output()->replaceAllUsesWith(start);
     }
-    jit::Node* tuple = graph->insertNode(graph->createTuple(outputs));
-    graph->eraseOutput(0);
-    graph->registerOutput(tuple->output());
     for (jit::Node* tap : nodes_of_kind(*graph, kTap)) {
       tap->output()->replaceAllUsesWith(tap->input(0));
       tap->destroy();

@@ -137,6 +137,16 @@ ForwardResult Model::forward(const at::Tensor& x, const std::vector<std::string>
   return forward_impl(x, taps);
 }
 
+ForwardResult Model::forward_for_tap_gradients(const at::Tensor& x,
+                                               const std::vector<std::string>& taps) {
+  if (torch::GradMode::is_enabled() && !taps.empty()) {
+    if (x.dim() != 4 || x.size(1) != 3) return forward(x, taps);  // its error
+    for (const auto& t : taps) check_layer(t);
+    if (auto result = forward_tap_leaves_impl(x.detach(), taps)) return std::move(*result);
+  }
+  return forward(x.detach().requires_grad_(true), taps);
+}
+
 at::Tensor Model::forward_from(const std::string& layer, const at::Tensor& activation) {
   check_layer(layer);
   return forward_from_impl(layer, activation);

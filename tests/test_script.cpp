@@ -151,6 +151,26 @@ TEST(Script, ResNet18ScriptedAndTracedEqualsTheZooModel) {
     expect_error([&] { script->forward_from("layer3.1.conv2", b.taps.at("layer3.1.conv2")); },
                  "layer 'layer3.1.conv2' of " + models_dir() + "/" + file + " is not resumable");
     expect_error([&] { script->forward(x, {"layer9"}); }, "unknown layer 'layer9'");
+    // forward_for_tap_gradients: the graph starts at the first tap (a leaf); the gradients
+    // with respect to the taps are those of a pass whose input requires grad.
+    {
+      const std::vector<std::string> grad_taps{"layer4", "layer2"};
+      const auto xg = x.detach().requires_grad_(true);
+      const auto reference = zoo->forward(xg, grad_taps);
+      const auto expected = torch::autograd::grad({reference.output.select(1, 3).sum()},
+                                                  {reference.taps.at("layer2"),
+                                                   reference.taps.at("layer4")});
+      for (Model* m : {script.get(), zoo.get()}) {
+        const auto r = m->forward_for_tap_gradients(x, grad_taps);
+        EXPECT_TRUE(r.taps.at("layer2").requires_grad());
+        EXPECT_FALSE(r.taps.at("layer2").grad_fn()) << "layer2 is not a leaf";
+        EXPECT_TRUE(r.taps.at("layer4").grad_fn()) << "layer4 does not depend on layer2";
+        const auto grads = torch::autograd::grad(
+            {r.output.select(1, 3).sum()}, {r.taps.at("layer2"), r.taps.at("layer4")});
+        EXPECT_LT(relative_error(grads[0], expected[0]), 1e-12);
+        EXPECT_LT(relative_error(grads[1], expected[1]), 1e-12);
+      }
+    }
 
     // Every registered method with its extras (integrated gradients' delta, the upsampled
     // maps), on the scripted model (one image); the traced one runs a gradient, a CAM and a

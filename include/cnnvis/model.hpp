@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,15 @@ class Model {
   // Runs the network on x [N, 3, H, W]; returns the output and the activation of each layer
   // named in `taps`. An unknown name throws cnnvis::Error listing the closest valid names.
   ForwardResult forward(const at::Tensor& x, const std::vector<std::string>& taps = {});
+  // forward(x, taps) for methods that need the gradients of the output with respect to the
+  // taps only (the Grad-CAM family): the autograd graph starts at the taps, so the layers
+  // before them record nothing (a forward pass that records costs about 1.3x one that does
+  // not). Each tap that does not depend on another is a leaf that requires grad; the gradient
+  // of anything computed from the result with respect to a tap is what it is when the input
+  // requires grad. Models that do not implement forward_tap_leaves_impl run forward(x, taps)
+  // with the input requiring grad.
+  ForwardResult forward_for_tap_gradients(const at::Tensor& x,
+                                          const std::vector<std::string>& taps);
   // Runs only the layers after `layer`, starting from its activation (as returned in taps).
   // `layer` must be resumable (see layers()), else cnnvis::Error.
   at::Tensor forward_from(const std::string& layer, const at::Tensor& activation);
@@ -123,6 +133,13 @@ class Model {
   // What subclasses implement; forward() and forward_from() have checked the layer names.
   // forward_impl must put every name of `taps` into ForwardResult::taps.
   virtual ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) = 0;
+  // Optional: forward_impl with every tapped activation that does not require grad replaced,
+  // for the rest of the pass, by a leaf copy that does (x.detach().requires_grad_(true)); the
+  // input does not require grad. std::nullopt (the default): not supported.
+  virtual std::optional<ForwardResult> forward_tap_leaves_impl(
+      const at::Tensor& /*x*/, const std::vector<std::string>& /*taps*/) {
+    return std::nullopt;
+  }
   // Must throw cnnvis::Error (usage_error) for a layer that is not resumable.
   virtual at::Tensor forward_from_impl(const std::string& layer, const at::Tensor& activation) = 0;
   // Subclasses switch every ReLU they own; only ReluModeGuard calls this.

@@ -119,10 +119,9 @@ Attribution CamMethod::explain(Model& model, const at::Tensor& input, const Targ
   for (const auto& t : target.taps()) taps.push_back(t);
   std::vector<Layer> data;
   if (needs_gradients()) {
-    // The input requires grad only so that a graph exists; autograd::grad asks for the tapped
-    // activations, so the backward pass stops there.
-    const auto x = input.detach().requires_grad_(true);
-    const auto result = model.forward(x, taps);
+    // The autograd graph starts at the taps (the layers before them record nothing), and
+    // autograd::grad asks for the tapped activations, so the backward pass stops there.
+    const auto result = model.forward_for_tap_gradients(input, taps);
     const auto score = target.score(result);
     std::vector<at::Tensor> acts;
     for (const auto& l : layers) {

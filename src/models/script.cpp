@@ -68,15 +68,25 @@ at::Tensor modal_relu_op(const at::Tensor& x, int64_t mode) {
   return relu(x, static_cast<ReluMode>(mode));
 }
 
+// Where a tap starts the autograd graph (Model::forward_for_tap_gradients): a leaf copy that
+// requires grad, unless x already depends on an earlier tap. The master graph has no in-place
+// operation left (or the model does not start graphs at taps), so no leaf is ever written.
+at::Tensor grad_leaf_op(const at::Tensor& x) {
+  if (x.requires_grad() || !torch::GradMode::is_enabled()) return x;
+  return x.detach().requires_grad_(true);
+}
+
 TORCH_LIBRARY(cnnvis, m) {
   m.def("tap(Tensor x, str module) -> Tensor", &tap_op);
   m.def("modal_relu(Tensor x, int mode) -> Tensor", &modal_relu_op);
+  m.def("grad_leaf(Tensor x) -> Tensor", &grad_leaf_op);
 }
 
 using detail::kTap;
 using detail::tap_name;
 using detail::tapped_source;
 const c10::Symbol kModalRelu = c10::Symbol::fromQualString("cnnvis::modal_relu");
+const c10::Symbol kGradLeaf = c10::Symbol::fromQualString("cnnvis::grad_leaf");
 
 // ---- graph helpers ----
 
@@ -219,6 +229,17 @@ void clean_up(std::shared_ptr<jit::Graph>& graph) {
   jit::EliminateDeadCode(graph);
   jit::RemoveTensorMutation(graph);
   jit::InplaceToFunctionalActivation(graph);
+  // Dropout outside training is the identity; the in-place kind (nn.Dropout(inplace=True),
+  // EfficientNet's classifier) would be the graph's only write to a tensor.
+  for (const char* kind : {"aten::dropout_", "aten::feature_dropout_", "aten::alpha_dropout_",
+                           "aten::feature_alpha_dropout_"}) {
+    for (jit::Node* n : nodes_of_kind(*graph, c10::Symbol::fromQualString(kind))) {
+      if (n->inputs().size() == 3 && jit::constant_as<bool>(n->input(2)) == false) {
+        n->output()->replaceAllUsesWith(n->input(0));
+        n->destroy();
+      }
+    }
+  }
   jit::EliminateDeadCode(graph);
 }
 
@@ -404,6 +425,15 @@ class ScriptModel final : public Model {
     return collect(run(derived(wanted, ""), x), wanted);
   }
 
+  std::optional<ForwardResult> forward_tap_leaves_impl(
+      const at::Tensor& x, const std::vector<std::string>& taps) override {
+    if (mutates_) return std::nullopt;
+    std::vector<std::string> wanted(taps);
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    return collect(run(derived(wanted, "", true), x), wanted);
+  }
+
   at::Tensor forward_from_impl(const std::string& layer, const at::Tensor& activation) override {
     const auto it = std::find_if(layers_.begin(), layers_.end(),
                                  [&](const LayerInfo& l) { return l.name == layer; });
@@ -435,7 +465,28 @@ class ScriptModel final : public Model {
     inline_calls(*master_, types_, source_);
     fold_attributes(*master_, module_, source_);
     clean_up(master_);
+    mutates_ = has_mutation(master_->block());
     if (std::getenv("CNNVIS_DUMP_GRAPH")) std::cerr << *master_;
+  }
+
+  // True if an operator that writes a tensor is left after clean_up (one that
+  // RemoveTensorMutation could not prove safe to make functional); lists may be written
+  // (DenseNet appends its features to one).
+  static bool has_mutation(jit::Block* block) {
+    for (jit::Node* n : block->nodes()) {
+      if (const auto* schema = n->maybeSchema()) {
+        for (const auto& arg : schema->arguments()) {
+          if (arg.alias_info() && arg.alias_info()->isWrite() &&
+              arg.type()->isSubtypeOf(*c10::TensorType::get())) {
+            return true;
+          }
+        }
+      }
+      for (jit::Block* b : n->blocks()) {
+        if (has_mutation(b)) return true;
+      }
+    }
+    return false;
   }
 
   // Layers in forward order (of each module's last call), their types, parameter counts and
@@ -555,10 +606,12 @@ class ScriptModel final : public Model {
     return std::vector<c10::IValue>(elements.begin(), elements.end());
   }
 
-  // The graph for these taps (sorted) or this cut layer, in the current ReLU mode.
-  jit::GraphFunction& derived(const std::vector<std::string>& taps, const std::string& cut) {
+  // The graph for these taps (sorted) or this cut layer, in the current ReLU mode; with
+  // `leaves`, the taps start the autograd graph (a cnnvis::grad_leaf after each).
+  jit::GraphFunction& derived(const std::vector<std::string>& taps, const std::string& cut,
+                              bool leaves = false) {
     const std::string key = std::to_string(static_cast<int>(relu_mode())) + "|" + cut + "|" +
-                            detail::join(taps, ",");
+                            detail::join(taps, ",") + (leaves ? "|leaves" : "");
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = cache_.find(key);
     if (it != cache_.end()) return *it->second;
@@ -577,6 +630,16 @@ class ScriptModel final : public Model {
       jit::Value* start = graph->addInput("activation");
       start->setType(c10::TensorType::get());
       last.at(cut)->output()->replaceAllUsesWith(start);
+    }
+    if (leaves) {
+      for (const auto& t : taps) {
+        jit::Value* v = last.at(t)->output();
+        jit::WithInsertPoint guard(last.at(t)->next());
+        jit::Node* leaf = graph->insertNode(graph->create(kGradLeaf, {v}, 1));
+        leaf->output()->setType(v->type());
+        v->replaceAllUsesWith(leaf->output());
+        leaf->replaceInput(0, v);
+      }
     }
     for (jit::Node* tap : nodes_of_kind(*graph, kTap)) {
       tap->output()->replaceAllUsesWith(tap->input(0));
@@ -701,6 +764,7 @@ class ScriptModel final : public Model {
   std::vector<LayerInfo> layers_;
   int64_t num_classes_ = 0;
   std::string cam_layer_;
+  bool mutates_ = false;  // no forward_tap_leaves_impl then
   std::mutex mutex_;
   std::map<std::string, std::unique_ptr<jit::GraphFunction>> cache_;
 };

@@ -23,11 +23,18 @@ namespace nn = torch::nn;
 using torch::Tensor;
 
 // Records the activations that were asked for.
+// Records the wanted taps; returns what the pass goes on with: the activation itself, or, when
+// the taps start the autograd graph (Model::forward_for_tap_gradients), a leaf copy of it that
+// requires grad (unless it already depends on an earlier tap).
 struct Recorder {
   const std::set<std::string>* wanted = nullptr;
   std::map<std::string, Tensor>* out = nullptr;
-  void operator()(const std::string& name, const Tensor& t) const {
-    if (wanted && wanted->count(name)) (*out)[name] = t;
+  bool leaves = false;
+  Tensor operator()(const std::string& name, const Tensor& t) const {
+    if (!wanted || !wanted->count(name)) return t;
+    const Tensor v = leaves && !t.requires_grad() ? t.detach().requires_grad_(true) : t;
+    (*out)[name] = v;
+    return v;
   }
 };
 
@@ -145,9 +152,7 @@ class BlockImpl : public nn::Module {
   // hook that overwrites would.
   Tensor forward(const Tensor& x, const std::string& prefix, const Recorder& rec) {
     auto step = [&](const std::string& name, auto& module, const Tensor& in) {
-      auto y = module->forward(in);
-      rec(prefix + name, y);
-      return y;
+      return rec(prefix + name, module->forward(in));
     };
     Tensor out = step("conv1", conv1_, x);
     out = step("bn1", bn1_, out);
@@ -162,10 +167,10 @@ class BlockImpl : public nn::Module {
     Tensor identity = x;
     if (downsample_) {
       identity = downsample_[0]->as<nn::Conv2d>()->forward(x);
-      rec(prefix + "downsample.0", identity);
+      identity = rec(prefix + "downsample.0", identity);
       identity = downsample_[1]->as<nn::BatchNorm2d>()->forward(identity);
-      rec(prefix + "downsample.1", identity);
-      rec(prefix + "downsample", identity);
+      identity = rec(prefix + "downsample.1", identity);
+      identity = rec(prefix + "downsample", identity);
     }
     return step("relu", relu_, out + identity);
   }
@@ -197,11 +202,11 @@ class ZooModel : public Model {
   bool concurrent_forward() const override { return true; }
 
   ForwardResult forward_impl(const Tensor& x, const std::vector<std::string>& taps) override {
-    ForwardResult result;
-    const std::set<std::string> wanted(taps.begin(), taps.end());
-    const Recorder rec{&wanted, &result.taps};
-    result.output = run(0, x, rec);
-    return result;
+    return record(x, taps, false);
+  }
+  std::optional<ForwardResult> forward_tap_leaves_impl(
+      const Tensor& x, const std::vector<std::string>& taps) override {
+    return record(x, taps, true);
   }
 
   Tensor forward_from_impl(const std::string& layer, const Tensor& activation) override {
@@ -310,10 +315,17 @@ class ZooModel : public Model {
     std::vector<std::string> names;  // layer names whose activation is this stage's output
   };
 
+  ForwardResult record(const Tensor& x, const std::vector<std::string>& taps, bool leaves) {
+    ForwardResult result;
+    const std::set<std::string> wanted(taps.begin(), taps.end());
+    result.output = run(0, x, Recorder{&wanted, &result.taps, leaves});
+    return result;
+  }
+
   Tensor run(size_t first, Tensor x, const Recorder& rec) {
     for (size_t i = first; i < stages_.size(); ++i) {
       x = stages_[i].fn(x, rec);
-      for (const auto& n : stages_[i].names) rec(n, x);
+      for (const auto& n : stages_[i].names) x = rec(n, x);
     }
     return x;
   }

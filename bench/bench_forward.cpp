@@ -16,7 +16,9 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <thread>
+#include <tuple>
 
 #include "cnnvis/method.hpp"
 #include "cnnvis/models/script.hpp"
@@ -73,11 +75,12 @@ void synthesis_steps(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kSteps);
 }
 
-// `what` ("forward" or a method) on ResNet-18: the zoo's (file empty) or a TorchScript file.
-void script_vs_native(benchmark::State& state, const std::string& file, const std::string& what) {
+// `what` ("forward" or a method) on `arch`: the zoo's (file empty) or a TorchScript file.
+void script_vs_native(benchmark::State& state, const std::string& arch, const std::string& file,
+                      const std::string& what) {
   std::unique_ptr<cnnvis::Model> model;
   if (file.empty()) {
-    model = cnnvis::make_model("resnet18");
+    model = cnnvis::make_model(arch);
     cnnvis::randomize_weights(*model, 1234);  // save_torchscript.py's weights
   } else {
     model = cnnvis::load_script_model(file);
@@ -115,14 +118,21 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("synthesis/steps_features.17/vgg16", synthesis_steps)
       ->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->MinTime(2.0);
   if (const char* dir = std::getenv("CNNVIS_SCRIPT_MODELS")) {
+    // ResNet-18 scripted and traced; VGG11-BN scripted where bench/script.sh wrote it (530 MB).
+    std::vector<std::tuple<std::string, std::string, std::string>> runs{
+        {"resnet18", "native", ""},
+        {"resnet18", "scripted", std::string(dir) + "/resnet18_script.pt"},
+        {"resnet18", "traced", std::string(dir) + "/resnet18_trace.pt"}};
+    const std::string vgg = std::string(dir) + "/vgg11_bn_script.pt";
+    if (std::ifstream(vgg)) {
+      runs.emplace_back("vgg11_bn", "native", "");
+      runs.emplace_back("vgg11_bn", "scripted", vgg);
+    }
     for (const char* what : {"forward", "vanilla", "grad-cam", "ablation-cam"}) {
-      for (const auto& [label, file] : std::vector<std::pair<std::string, std::string>>{
-               {"native", ""},
-               {"scripted", std::string(dir) + "/resnet18_script.pt"},
-               {"traced", std::string(dir) + "/resnet18_trace.pt"}}) {
+      for (const auto& [arch, label, file] : runs) {
         benchmark::RegisterBenchmark(
-            ("script/resnet18/" + std::string(what) + "/" + label).c_str(), script_vs_native,
-            file, std::string(what))
+            ("script/" + arch + "/" + what + "/" + label).c_str(), script_vs_native, arch, file,
+            std::string(what))
             ->Unit(benchmark::kMillisecond)
             ->MinTime(what == std::string("ablation-cam") ? 4.0 : 2.0);
       }

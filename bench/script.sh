@@ -1,14 +1,28 @@
 #!/bin/bash
-# TorchScript against native (issue 16): ResNet-18 scripted and traced by Debian's python3-torch
-# with the zoo's seeded weights, against the native zoo model, in one process (Google
-# Benchmark, median of 6 repetitions in random order). Prints ms per call and the
-# TorchScript / native ratio for a forward pass, vanilla, Grad-CAM and Ablation-CAM.
+# TorchScript against native (issue 16): ResNet-18 scripted and traced, and VGG11-BN scripted
+# (530 MB, written beside the test models and kept there), by Debian's python3-torch with the
+# zoo's seeded weights, against the native zoo model, in one process (Google Benchmark, median
+# of 6 repetitions in random order). Prints ms per call and the TorchScript / native ratio for a
+# forward pass, vanilla, Grad-CAM and Ablation-CAM.
 #   bench/script.sh [BUILD_DIR]          (CNNVIS_THREADS=N to pin threads)
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(cd "${1:-$src/build}" && pwd)"
 models="$build/torchscript-models"
 /usr/bin/python3 "$src/tests/python/save_torchscript.py" "$models"
+if [ ! -s "$models/vgg11_bn_script.pt" ]; then
+  /usr/bin/python3 - "$src/tests/python" "$models" <<'PY'
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import torch, torchvision
+from cnnvis_random_weights import randomize_weights
+model = torchvision.models.vgg11_bn()
+randomize_weights(model, 1234)
+tmp = os.path.join(sys.argv[2], "vgg11_bn_script.pt.tmp-%d" % os.getpid())
+torch.jit.script(model.eval()).save(tmp)
+os.replace(tmp, os.path.join(sys.argv[2], "vgg11_bn_script.pt"))
+PY
+fi
 CNNVIS_SCRIPT_MODELS="$models" "$build/bench/cnnvis_bench" --benchmark_filter='^script/' \
   --benchmark_repetitions=6 --benchmark_enable_random_interleaving=true \
   --benchmark_report_aggregates_only=true --benchmark_format=json \
@@ -17,9 +31,13 @@ CNNVIS_SCRIPT_MODELS="$models" "$build/bench/cnnvis_bench" --benchmark_filter='^
 import json, sys
 runs = {b["run_name"].split("/min_time")[0]: b["real_time"]
         for b in json.load(open(sys.argv[1]))["benchmarks"] if b.get("aggregate_name") == "median"}
-print("| ResNet-18, batch 1, 224 | native | scripted | traced | scripted / native | traced / native |")
-print("| --- | --- | --- | --- | --- | --- |")
-for what in ["forward", "vanilla", "grad-cam", "ablation-cam"]:
-    n, s, t = (runs[f"script/resnet18/{what}/{k}"] for k in ("native", "scripted", "traced"))
-    print(f"| {what} | {n:.1f} ms | {s:.1f} ms | {t:.1f} ms | {s / n:.3f} | {t / n:.3f} |")
+print("| batch 1, 224 | what | native | scripted | traced | scripted / native | traced / native |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for arch in ["resnet18", "vgg11_bn"]:
+    for what in ["forward", "vanilla", "grad-cam", "ablation-cam"]:
+        n, s = runs[f"script/{arch}/{what}/native"], runs[f"script/{arch}/{what}/scripted"]
+        t = runs.get(f"script/{arch}/{what}/traced")
+        traced = f"{t:.1f} ms | " if t else " | "
+        ratio = f"{t / n:.3f}" if t else ""
+        print(f"| {arch} | {what} | {n:.1f} ms | {s:.1f} ms | {traced}{s / n:.3f} | {ratio} |")
 PY

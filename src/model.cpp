@@ -17,18 +17,20 @@ const char* to_string(ReluMode mode) {
     case ReluMode::kNormal: return "normal";
     case ReluMode::kGuided: return "guided";
     case ReluMode::kDeconv: return "deconv";
+    case ReluMode::kRedirected: return "redirected";
   }
   return "?";
 }
 
 namespace {
 
-// ReLU with a mode-dependent backward. Saves the output: 1[y > 0] == 1[x > 0].
+// ReLU with a mode-dependent backward. Saves the output (1[y > 0] == 1[x > 0]), or the input
+// in redirected mode (which needs 1[x < 0]).
 struct ModalRelu : torch::autograd::Function<ModalRelu> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                int64_t mode) {
     auto y = x.clamp_min(0);
-    ctx->save_for_backward({y});
+    ctx->save_for_backward({static_cast<ReluMode>(mode) == ReluMode::kRedirected ? x : y});
     ctx->saved_data["mode"] = mode;
     return y;
   }
@@ -42,6 +44,17 @@ struct ModalRelu : torch::autograd::Function<ModalRelu> {
       case ReluMode::kGuided: grad_in = g.clamp_min(0) * (y > 0).to(g.scalar_type()); break;
       case ReluMode::kDeconv: grad_in = g.clamp_min(0); break;
       case ReluMode::kNormal: grad_in = g * (y > 0).to(g.scalar_type()); break;
+      case ReluMode::kRedirected: {  // lucid/optvis/overrides/redirected_relu_grad.py
+        const auto& x = y;           // saved input
+        const auto relu_grad = g * x.gt(0);
+        const auto redirected = g * torch::logical_not(x.lt(0).logical_and(g.gt(0)));
+        const int64_t n = x.size(0);
+        std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+        shape[0] = n;
+        const auto alive = relu_grad.reshape({n, -1}).abs().amax(1).gt(0).view(shape);
+        grad_in = torch::where(alive, relu_grad, redirected);
+        break;
+      }
     }
     return {grad_in, torch::Tensor()};
   }

@@ -252,30 +252,12 @@ void set_lr(torch::optim::Optimizer& opt, const std::string& kind, double lr) {
   }
 }
 
-// ReLU with lucid's redirected gradient (lucid/optvis/overrides/redirected_relu_grad.py): for
-// an image whose ReLU gradient is zero everywhere, the incoming gradient passes except where
-// the input is negative and the gradient (of the minimized loss) would push it lower.
-struct RedirectedRelu : torch::autograd::Function<RedirectedRelu> {
-  static Tensor forward(torch::autograd::AutogradContext* ctx, const Tensor& x) {
-    ctx->save_for_backward({x});
-    return torch::relu(x);
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto x = ctx->get_saved_variables()[0];
-    const auto& g = grads[0];
-    const auto relu_grad = g * x.gt(0);
-    const auto redirected = g * torch::logical_not(x.lt(0).logical_and(g.gt(0)));
-    const int64_t n = x.size(0);
-    std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
-    shape[0] = n;
-    const auto alive = relu_grad.reshape({n, -1}).abs().amax(1).gt(0).view(shape);
-    return {torch::where(alive, relu_grad, redirected)};
-  }
-};
-
+// Lucid's redirected ReLU (lucid/optvis/overrides/redirected_relu_grad.py, ReluMode::kRedirected)
+// in place of the graph's ReLUs: for an image whose ReLU gradient is zero everywhere, the
+// incoming gradient passes except where the input is negative and the gradient (of the
+// minimized loss) would push it lower.
 Tensor redirected_layer(const GraphNode& node, detail::GraphOp op, const Tensor& x) {
-  return op == detail::GraphOp::kRelu ? RedirectedRelu::apply(x)
+  return op == detail::GraphOp::kRelu ? relu(x, ReluMode::kRedirected)
                                       : detail::apply_graph_layer(node, op, x);
 }
 
@@ -364,25 +346,20 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
       }
     }
   }
-  // Redirected ReLUs need the graph (the whole of it for a target that reads the output).
-  if (o.redirected_relu_steps > 0 && graph.empty()) {
-    const std::string problem = model.graph_problem();
-    throw usage_error("synthesis option redirected_relu_steps (lucid's redirected ReLU): " +
-                      (problem.empty() ? "model " + model.name() +
-                                             " does not describe its graph (Model::graph())"
-                                       : problem) +
-                      "; set it to 0 (--redirected-relu 0)");
-  }
+  // Redirected ReLUs: in the graph the truncated pass runs (redirected_layer), else in the
+  // model's own ReLUs (ReluMode::kRedirected: the zoo's, and every aten::relu of a TorchScript
+  // model, which need no graph).
   auto forward = [&](const Tensor& input, bool redirect = false) {
-    if (!truncate && !redirect) return model.forward(input, needed);
+    if (!truncate) {
+      if (!redirect) return model.forward(input, needed);
+      ReluModeGuard guard(model, ReluMode::kRedirected);
+      return model.forward(input, needed);
+    }
     std::map<std::string, Tensor> taps;
     for (const auto& n : needed) taps[n] = Tensor();
     ForwardResult r;
-    const auto out = detail::run_graph(graph, input, model.name(),
-                                       "synthesis", taps, truncate ? stop : "", {},
-                                       redirect ? detail::GraphLayerFn(redirected_layer)
-                                                : detail::GraphLayerFn());
-    if (!truncate) r.output = out;
+    detail::run_graph(graph, input, model.name(), "synthesis", taps, stop, {},
+                      redirect ? detail::GraphLayerFn(redirected_layer) : detail::GraphLayerFn());
     r.taps = std::move(taps);
     return r;
   };

@@ -248,6 +248,13 @@ TEST(Relu, ModesBackpropagateAsThePapersSay) {
   EXPECT_TRUE(grad(ReluMode::kGuided).equal(torch::tensor({0.0, 0.0, 7.0, 0.0})));
   EXPECT_TRUE(grad(ReluMode::kDeconv).equal(torch::tensor({5.0, 0.0, 7.0, 0.0})));
   EXPECT_TRUE(relu(x, ReluMode::kGuided).equal(torch::relu(x)));
+  // Lucid's redirected ReLU, per image (row): row 0 passes some gradient (the plain one);
+  // row 1 passes none (every positive input meets a zero gradient), so the gradient passes
+  // except where the input is negative and the gradient positive.
+  const auto x2 = torch::tensor({{-1.0, 2.0, -3.0}, {-1.0, 2.0, -3.0}}).requires_grad_(true);
+  const auto g2 = torch::tensor({{5.0, 6.0, -7.0}, {5.0, 0.0, -7.0}});
+  EXPECT_TRUE(torch::autograd::grad({relu(x2, ReluMode::kRedirected)}, {x2}, {g2})[0].equal(
+      torch::tensor({{0.0, 6.0, 0.0}, {0.0, 0.0, -7.0}})));
 }
 
 TEST(Relu, GuardRestoresTheModeAlsoWhenSomethingThrows) {

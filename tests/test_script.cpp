@@ -201,6 +201,13 @@ TEST(Script, LayerGraphOfAResNetGivesTheZoosLrpAndSynthesis) {
                "densenet121_script.pt: its layer graph is not a chain of Conv2d, Linear, "
                "BatchNorm2d, ReLU, pooling, flatten and dropout layers with residual additions "
                "(ResNet, VGG, AlexNet): aten::cat (layer 'features.denseblock4') is not one of them");
+  // Lucid's redirected ReLU needs no graph: every aten::relu of the model redirects.
+  SynthesisOptions o = lucid_preset();
+  o.steps = 2;
+  o.size = 32;
+  o.redirected_relu_steps = 2;
+  const auto s = synthesize(*densenet, filter_batch_target("features.denseblock1", {0}), 1, o);
+  EXPECT_TRUE(torch::isfinite(s.image).all().item<bool>());
 }
 
 // torchvision's VGG11-BN scripted with the zoo's seeded weights (530 MB, so not in the unit

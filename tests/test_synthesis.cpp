@@ -400,8 +400,18 @@ TEST(Synthesis, ClearErrors) {
   redirect.size = 16;
   redirect.clamp_pixels = false;
   redirect.redirected_relu_steps = 4;
-  expect_error([&] { synthesize(no_graph, Target::layer_unit("relu", 0), 1, redirect); },
-               "does not describe its graph");
+  // Without a graph, the redirected ReLU is the model's own (ReluMode::kRedirected) and the
+  // pass is not truncated: the same image as through the graph.
+  testing::TinyNet with_graph;
+  {
+    torch::NoGradGuard no_grad;
+    const auto from = no_graph.module().parameters();
+    auto to = with_graph.module().parameters();
+    for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
+  }
+  const auto a = synthesize(no_graph, Target::layer_unit("relu", 0), 1, redirect);
+  const auto b = synthesize(with_graph, Target::layer_unit("relu", 0), 1, redirect);
+  EXPECT_TRUE(torch::allclose(a.image, b.image, 1e-5, 1e-6));
   expect_error([] { inversion_preset("fast"); }, "paper or classic");
   expect_error([] { deep_dream_preset("fast"); }, "mordvintsev or classic");
   expect_error([] { parse_filter_list("3-1"); }, "0-15");

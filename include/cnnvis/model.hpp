@@ -27,7 +27,9 @@ namespace cnnvis {
 //   kNormal: R_in = 1[x > 0] * R_out                       (the gradient)
 //   kGuided: R_in = 1[x > 0] * max(R_out, 0)               (Springenberg et al. 2015)
 //   kDeconv: R_in = max(R_out, 0)                          (Zeiler and Fergus 2014)
-enum class ReluMode { kNormal, kGuided, kDeconv };
+//   kRedirected: lucid's redirected ReLU (synthesis): the gradient, except for an image whose
+//            ReLU gradient is zero everywhere: R_in = R_out * !(x < 0 and R_out > 0) there
+enum class ReluMode { kNormal, kGuided, kDeconv, kRedirected };
 const char* to_string(ReluMode mode);
 
 // One addressable layer. Output shapes come from describe_layers(), which runs the model.

@@ -103,7 +103,6 @@ void script_vs_native(benchmark::State& state, const std::string& arch, const st
 }  // namespace
 
 int main(int argc, char** argv) {
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
   // Debian's LibTorch starts with one thread: use every core unless CNNVIS_THREADS says.
   const char* threads = std::getenv("CNNVIS_THREADS");
   at::set_num_threads(threads ? std::atoi(threads)

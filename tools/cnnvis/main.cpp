@@ -48,10 +48,6 @@ std::string torch_error_line(const c10::Error& e) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // OpenMP threads that spin while idle slow a busy 2-core machine down up to 3x: make them
-  // sleep unless the user chose otherwise. Must happen before the first parallel region.
-  setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
-
   CLI::App app{
       "cnnvis: see what a convolutional network looks at.\n"
       "Gradient saliency, guided backprop, CAMs, LRP and more for torchvision's AlexNet, VGG and\n"
@@ -63,7 +59,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   app.add_option("--threads", threads,
-                 "intra-op CPU threads (default: all cores; OMP_WAIT_POLICY=PASSIVE unless set)")
+                 "intra-op CPU threads (default: all cores); OMP_WAIT_POLICY=PASSIVE in the environment "
+                 "helps when sharing the machine with another busy process")
       ->check(cnnvis::cli::integer_range(1, 1024));
   double megapixels = static_cast<double>(cnnvis::kDefaultImagePixelLimit) / 1e6;
   app.add_option("--max-megapixels", megapixels,

@@ -55,6 +55,11 @@ torch.save(l, sys.argv[1] + "/list-cycle.pth", _use_new_zipfile_serialization=Fa
 d = {}; d[1] = d
 torch.save(d, sys.argv[1] + "/dict-cycle.pth")
 PY
+# TorchScript models (src/models/script.cpp, script_graph.cpp), written by Debian's
+# python3-torch as the unit tests write them.
+ts="$work/torchscript"
+/usr/bin/python3 "$SRC/tests/python/save_torchscript.py" "$ts"
+small=(--image "$image" --raw --size 64)
 # name|expected exit status|arguments: one explain per method family (cheap options where a
 # method has them), one synthesize, and error paths (an exception thrown mid-method, refused
 # weight files), which is where cleanup is most often missed.
@@ -72,6 +77,15 @@ cases=(
   "error-bad-layer|2|explain grad-cam ${demo[*]} --layer features.99"
   "error-list-cycle|1|explain vanilla ${demo[*]} --weights $work/list-cycle.pth"
   "error-dict-cycle|1|explain vanilla ${demo[*]} --weights $work/dict-cycle.pth"
+  "script-grad-cam|0|explain grad-cam --model $ts/resnet18_script.pt ${small[*]}"
+  "script-guided-densenet|0|explain guided-backprop --model $ts/densenet121_script.pt ${small[*]}"
+  "script-ablation-cam|0|explain ablation-cam --model $ts/resnet18_trace.pt ${small[*]}"
+  "script-lrp|0|explain lrp --model $ts/resnet18_trace.pt ${small[*]}"
+  "script-segmentation|0|explain vanilla --model $ts/lraspp_mobilenet_v3_large_script.pt ${small[*]}"
+  "script-synthesize|0|synthesize filter --preset lucid --model $ts/densenet121_script.pt --layer features.denseblock1 --filter 0 --steps 3 --size 48"
+  "script-error-lrp-densenet|2|explain lrp --model $ts/densenet121_script.pt ${small[*]}"
+  "script-error-frozen|1|explain vanilla --model $ts/resnet18_frozen.pt ${small[*]}"
+  "script-error-newer-op|1|explain vanilla --model $ts/newer_op.pt ${small[*]}"
 )
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23:alloc_dealloc_mismatch=0:${ASAN_OPTIONS:-}"

@@ -167,6 +167,12 @@ PY
     && ok || fail "segmentation with --target-mask: $(cat "$work/stdout")"
   expect 2 "no pixel is predicted as class 2 \(right\); give the region with --target-mask" \
     "$CNNVIS" "${seg[@]}" --labels "$work/labels.txt" --target right --out "$work/seg"
+  # bench on a segmentation model: the region of the pixels predicted as the class.
+  "$CNNVIS" bench vanilla --model "$TS/lraspp_mobilenet_v3_large_script.pt" --image "$cat_png" \
+    --size 64 --target 1 --repeat 1 > "$work/stdout" 2>&1 \
+    && grep -q '"method": "vanilla"' "$work/stdout" && ok || fail "bench on a segmentation model: $(cat "$work/stdout")"
+  expect 2 "--target 2: no pixel of the input is predicted as it" "$CNNVIS" bench vanilla \
+    --model "$TS/lraspp_mobilenet_v3_large_script.pt" --image "$cat_png" --size 64 --target 2 --repeat 1
   expect 2 "--target-mask: resnet18 returns logits \[1, 1000\], not a dense map" "$CNNVIS" explain \
     vanilla --model resnet18 --random-weights 0 --target-mask "$work/mask.png" --image "$cat_png" \
     --size 32 --out "$work/out"

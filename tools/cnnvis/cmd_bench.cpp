@@ -13,6 +13,7 @@
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
 #include "cnnvis/method.hpp"
+#include "cnnvis/target.hpp"
 #include "common.hpp"
 
 namespace cnnvis::cli {
@@ -99,7 +100,21 @@ void run_bench(const BenchOptions& o) {
   if (o.target < 0 || o.target >= model->num_classes()) {
     throw usage_error("--target: expected 0.." + std::to_string(model->num_classes() - 1));
   }
-  const auto target = Target::class_logit(o.target);
+  // A segmentation model (an output [N, C, H, W]): the class's logits summed over the pixels
+  // of the first image predicted as it, as `explain` does by default.
+  Target target = Target::class_logit(o.target);
+  {
+    torch::NoGradGuard no_grad;  // not InferenceMode: the mask is used in autograd later
+    const auto out = model->forward(x.slice(0, 0, 1)).output;
+    if (out.dim() == 4) {
+      const auto mask = predicted_region(out, o.target);
+      if (mask.sum().item<double>() == 0) {
+        throw usage_error("--target " + std::to_string(o.target) + ": no pixel of the input is "
+                          "predicted as it; bench a class that the model predicts somewhere");
+      }
+      target = Target::region_logit(o.target, mask);
+    }
+  }
   const auto forward_ms = time_it(
       [&] {
         torch::InferenceMode guard;
@@ -188,7 +203,9 @@ void setup_bench(CLI::App& app) {
   sub->add_option("--repeat", o->repeat, "timed runs after one warm-up")
       ->capture_default_str()
       ->check(integer_range(1, 100000));
-  sub->add_option("--target", o->target, "class index")
+  sub->add_option("--target", o->target,
+                  "class index (a segmentation model: its logits summed over the pixels of the "
+                  "input predicted as it)")
       ->capture_default_str()
       ->check(integer_range(0));
   sub->add_option("--option", o->params, "method option KEY=VALUE; `--KEY VALUE` works too");

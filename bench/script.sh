@@ -11,17 +11,7 @@ build="$(cd "${1:-$src/build}" && pwd)"
 models="$build/torchscript-models"
 /usr/bin/python3 "$src/tests/python/save_torchscript.py" "$models"
 if [ ! -s "$models/vgg11_bn_script.pt" ]; then
-  /usr/bin/python3 - "$src/tests/python" "$models" <<'PY'
-import os, sys
-sys.path.insert(0, sys.argv[1])
-import torch, torchvision
-from cnnvis_random_weights import randomize_weights
-model = torchvision.models.vgg11_bn()
-randomize_weights(model, 1234)
-tmp = os.path.join(sys.argv[2], "vgg11_bn_script.pt.tmp-%d" % os.getpid())
-torch.jit.script(model.eval()).save(tmp)
-os.replace(tmp, os.path.join(sys.argv[2], "vgg11_bn_script.pt"))
-PY
+  /usr/bin/python3 "$src/tests/python/save_vgg11_bn.py" "$models"
 fi
 CNNVIS_SCRIPT_MODELS="$models" "$build/bench/cnnvis_bench" --benchmark_filter='^script/' \
   --benchmark_repetitions=6 --benchmark_enable_random_interleaving=true \

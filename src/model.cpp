@@ -141,23 +141,32 @@ void Model::check_layer(const std::string& layer) const {
                     " (run `cnnvis layers --model " + name() + "` to list them all)");
 }
 
-ForwardResult Model::forward(const at::Tensor& x, const std::vector<std::string>& taps) {
+namespace {
+
+// What forward and forward_for_tap_gradients check before calling the subclass.
+void check_forward_arguments(const Model& model, const at::Tensor& x,
+                             const std::vector<std::string>& taps) {
   if (x.dim() != 4 || x.size(1) != 3) {
-    throw usage_error(name() + " expects an input of shape [N, 3, H, W], got " +
+    throw usage_error(model.name() + " expects an input of shape [N, 3, H, W], got " +
                       c10::str(x.sizes()));
   }
-  for (const auto& t : taps) check_layer(t);
+  for (const auto& t : taps) model.check_layer(t);
+}
+
+}  // namespace
+
+ForwardResult Model::forward(const at::Tensor& x, const std::vector<std::string>& taps) {
+  check_forward_arguments(*this, x, taps);
   return forward_impl(x, taps);
 }
 
 ForwardResult Model::forward_for_tap_gradients(const at::Tensor& x,
                                                const std::vector<std::string>& taps) {
+  check_forward_arguments(*this, x, taps);
   if (torch::GradMode::is_enabled() && !taps.empty()) {
-    if (x.dim() != 4 || x.size(1) != 3) return forward(x, taps);  // its error
-    for (const auto& t : taps) check_layer(t);
     if (auto result = forward_tap_leaves_impl(x.detach(), taps)) return std::move(*result);
   }
-  return forward(x.detach().requires_grad_(true), taps);
+  return forward_impl(x.detach().requires_grad_(true), taps);
 }
 
 at::Tensor Model::forward_from(const std::string& layer, const at::Tensor& activation) {

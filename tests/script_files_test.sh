@@ -6,15 +6,6 @@
 set -euo pipefail
 tests_exe="$1"; src="$2"
 dir="$(mktemp -d)"; trap 'rm -rf "$dir"' EXIT
-/usr/bin/python3 - "$src/tests/python" "$dir" <<'PY'
-import sys
-sys.path.insert(0, sys.argv[1])
-import torch, torchvision
-from cnnvis_random_weights import randomize_weights
-torch.set_num_threads(1)
-model = torchvision.models.vgg11_bn()
-randomize_weights(model, 1234)
-torch.jit.script(model.eval()).save(sys.argv[2] + "/vgg11_bn_script.pt")
-PY
+/usr/bin/python3 "$src/tests/python/save_vgg11_bn.py" "$dir"
 CNNVIS_SCRIPT_FILES_DIR="$dir" "$tests_exe" --gtest_brief=1 --gtest_filter='ScriptFiles.*'
 echo "script_files: vgg11_bn scripted equals the zoo model"

@@ -419,18 +419,14 @@ class ScriptModel final : public Model {
 
  protected:
   ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) override {
-    std::vector<std::string> wanted(taps);
-    std::sort(wanted.begin(), wanted.end());
-    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    const auto wanted = sorted_unique(taps);
     return collect(run(derived(wanted, ""), x), wanted);
   }
 
   std::optional<ForwardResult> forward_tap_leaves_impl(
       const at::Tensor& x, const std::vector<std::string>& taps) override {
     if (mutates_) return std::nullopt;
-    std::vector<std::string> wanted(taps);
-    std::sort(wanted.begin(), wanted.end());
-    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    const auto wanted = sorted_unique(taps);
     return collect(run(derived(wanted, "", true), x), wanted);
   }
 
@@ -568,6 +564,13 @@ class ScriptModel final : public Model {
       cam_layer_ = outer;
     }
     if (cam_layer_.empty()) cam_layer_ = layers_.back().name;
+  }
+
+  // The tap names as derived graphs are keyed: sorted, each once.
+  static std::vector<std::string> sorted_unique(std::vector<std::string> taps) {
+    std::sort(taps.begin(), taps.end());
+    taps.erase(std::unique(taps.begin(), taps.end()), taps.end());
+    return taps;
   }
 
   // An image batch in the model's dtype and device (those of its parameters).

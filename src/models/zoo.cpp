@@ -22,7 +22,6 @@ namespace {
 namespace nn = torch::nn;
 using torch::Tensor;
 
-// Records the activations that were asked for.
 // Records the wanted taps; returns what the pass goes on with: the activation itself, or, when
 // the taps start the autograd graph (Model::forward_for_tap_gradients), a leaf copy of it that
 // requires grad (unless it already depends on an earlier tap).

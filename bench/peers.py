@@ -4,8 +4,9 @@ cnnvis explains (tests/python/script_models.py: same architecture, same seeded w
 Captum's Saliency, GuidedBackprop and LayerGradCam (+ LayerAttribution.interpolate to the input
 size) and pytorch-grad-cam's GradCAM, at the layer that cnnvis uses by default, target class 3,
 batch 1. One warm-up call, then REPEAT timed calls; prints the medians (ms) as JSON, with a plain
-forward pass under torch.inference_mode.
-    CAPTUM=... PGC=... TTACH=... /usr/bin/python3 bench/peers.py MODEL LAYER SIZE REPEAT THREADS
+forward pass under torch.inference_mode, and "scripted-vanilla": the input gradient of the scripted
+file in MODELS (written by tests/python/save_torchscript.py) run by PyTorch's interpreter.
+    MODELS=... CAPTUM=... PGC=... TTACH=... /usr/bin/python3 bench/peers.py MODEL LAYER SIZE REPEAT THREADS
 (bench/peers.sh runs it, alternating with cnnvis; ../shared/REFERENCES.md has the revisions)."""
 import json
 import os
@@ -20,6 +21,8 @@ for var in ("CAPTUM", "PGC", "TTACH"):
     if var not in os.environ:
         sys.exit(f"peers.py: set {var} to a checkout (../shared/REFERENCES.md has the revisions)")
     sys.path.insert(0, os.environ[var])
+if "MODELS" not in os.environ:
+    sys.exit("peers.py: set MODELS to the folder of tests/python/save_torchscript.py's files")
 
 import torch  # noqa: E402
 import torchvision  # noqa: E402
@@ -62,6 +65,19 @@ def captum_gradcam():
     LayerAttribution.interpolate(gradcam.attribute(x, target=target), (size, size))
 
 
+# The scripted file that cnnvis explains, run by PyTorch's own interpreter in the simple
+# executor (as cnnvis runs it): what the interpreter costs, apart from cnnvis's graph edits.
+torch._C._get_graph_executor_optimize(False)
+scripted = torch.jit.load(os.path.join(os.environ["MODELS"], f"{name}_script.pt")).eval()
+for p in scripted.parameters():
+    p.requires_grad_(False)
+
+
+def scripted_vanilla():
+    xg = x.detach().clone().requires_grad_(True)
+    torch.autograd.grad(scripted(xg)[:, target].sum(), xg)
+
+
 pgc = GradCAM(model=model, target_layers=[module])
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -70,6 +86,7 @@ with warnings.catch_warnings():
         "vanilla": median_ms(lambda: saliency.attribute(x, target=target)),
         "guided-backprop": median_ms(lambda: guided.attribute(x, target=target)),
         "grad-cam": median_ms(captum_gradcam),
+        "scripted-vanilla": median_ms(scripted_vanilla),
         "pgc-grad-cam": median_ms(lambda: pgc(input_tensor=x, targets=[ClassifierOutputTarget(target)])),
     }
 print(json.dumps(result))

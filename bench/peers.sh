@@ -16,7 +16,7 @@ rounds="${ROUNDS:-3}"; repeat="${REPEAT:-10}"; threads="${THREADS:-2}"
 out="$build/bench-peers.jsonl"; : > "$out"
 for round in $(seq "$rounds"); do
   for model in densenet121 efficientnet_b0; do
-    ms=$(/usr/bin/python3 "$src/bench/peers.py" "$model" features 224 "$repeat" "$threads")
+    ms=$(MODELS="$models" /usr/bin/python3 "$src/bench/peers.py" "$model" features 224 "$repeat" "$threads")
     echo "{\"round\": $round, \"model\": \"$model\", \"tool\": \"python\", \"ms\": $ms}" >> "$out"
     for method in vanilla guided-backprop grad-cam; do
       json=$("$build/cnnvis" --threads "$threads" bench "$method" --size 224 --target 3 \
@@ -46,4 +46,10 @@ for model in ["densenet121", "efficientnet_b0"]:
             if what == "grad-cam" else " | "
         label = "forward (inference mode; PyTorch eager)" if what == "forward" else what
         print(f"| {model} | {label} | {c:.1f} ms | {p:.1f} ms | {c / p:.2f} | {pgc} |")
+print()
+print("The scripted file's input gradient run by PyTorch's interpreter (simple executor) against "
+      "cnnvis vanilla on it:")
+for model in ["densenet121", "efficientnet_b0"]:
+    c, s = med(cv[model, "vanilla"]), med(py[model, "scripted-vanilla"])
+    print(f"- {model}: PyTorch {s:.1f} ms, cnnvis {c:.1f} ms, cnnvis / PyTorch {c / s:.2f}")
 PY

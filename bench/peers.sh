@@ -35,17 +35,23 @@ for line in open(sys.argv[1]):
             py[r["model"], k].append(v)
     else:
         cv[r["model"], r["method"]].append(r["bench"]["method_time"]["median_ms"])
-        cv[r["model"], "forward"].append(r["bench"]["forward"]["median_ms"])
+        if r["method"] == "vanilla":  # one forward figure per round
+            cv[r["model"], "forward"].append(r["bench"]["forward"]["median_ms"])
 med = lambda xs: statistics.median(xs)
-print("| model, batch 1, 224 | what | cnnvis (TorchScript) | Captum | cnnvis / Captum | pytorch-grad-cam | cnnvis / pytorch-grad-cam |")
-print("| --- | --- | --- | --- | --- | --- | --- |")
+# cnnvis / Captum per round too (the two run minutes apart, the rounds further apart), since a
+# shared host's speed swings by 20-30% between runs: their median, least and greatest.
+paired = lambda a, b: sorted(x / y for x, y in zip(a, b))
+print("| model, batch 1, 224 | what | cnnvis (TorchScript) | Captum | cnnvis / Captum | per round: median (min-max) | pytorch-grad-cam | cnnvis / pytorch-grad-cam |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- |")
 for model in ["densenet121", "efficientnet_b0"]:
     for what in ["forward", "vanilla", "guided-backprop", "grad-cam"]:
         c, p = med(cv[model, what]), med(py[model, what])
         pgc = f"{med(py[model, 'pgc-grad-cam']):.1f} ms | {c / med(py[model, 'pgc-grad-cam']):.2f}" \
             if what == "grad-cam" else " | "
         label = "forward (inference mode; PyTorch eager)" if what == "forward" else what
-        print(f"| {model} | {label} | {c:.1f} ms | {p:.1f} ms | {c / p:.2f} | {pgc} |")
+        r = paired(cv[model, what], py[model, what])
+        rounds = f"{med(r):.2f} ({r[0]:.2f}-{r[-1]:.2f})"
+        print(f"| {model} | {label} | {c:.1f} ms | {p:.1f} ms | {c / p:.2f} | {rounds} | {pgc} |")
 print()
 print("The scripted file's input gradient run by PyTorch's interpreter (simple executor) against "
       "cnnvis vanilla on it:")

@@ -5,7 +5,8 @@
 # Saliency, GuidedBackprop, LayerGradCam; pytorch-grad-cam GradCAM), then `cnnvis bench` for
 # vanilla, guided-backprop and grad-cam; ROUNDS rounds (default 3), alternating; each figure is
 # the median over the rounds of the median of REPEAT calls (default 10). Prints a markdown table
-# of ms and cnnvis / peer.
+# of ms and cnnvis / peer, with cnnvis / Captum also per round (median, least, greatest), then
+# cnnvis vanilla against the same scripted file run by PyTorch's own interpreter.
 #   CAPTUM=... PGC=... TTACH=... bench/peers.sh [BUILD_DIR]      (THREADS, default 2)
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
@@ -38,8 +39,8 @@ for line in open(sys.argv[1]):
         if r["method"] == "vanilla":  # one forward figure per round
             cv[r["model"], "forward"].append(r["bench"]["forward"]["median_ms"])
 med = lambda xs: statistics.median(xs)
-# cnnvis / Captum per round too (the two run minutes apart, the rounds further apart), since a
-# shared host's speed swings by 20-30% between runs: their median, least and greatest.
+# cnnvis / Captum per round too (within a round the two run back to back), since a shared
+# host's speed swings by 20-30% from one run to the next: their median, least and greatest.
 paired = lambda a, b: sorted(x / y for x, y in zip(a, b))
 print("| model, batch 1, 224 | what | cnnvis (TorchScript) | Captum | cnnvis / Captum | per round: median (min-max) | pytorch-grad-cam | cnnvis / pytorch-grad-cam |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")

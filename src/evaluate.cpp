@@ -69,7 +69,8 @@ torch::Device device_of(Model& model, const at::Tensor& fallback) {
 // Softmax probability of `target` for the images start + (substrate - start) * changed(step)
 // at every step, in batches.
 Curve perturbation_curve(Model& model, const at::Tensor& start, const at::Tensor& substrate,
-                         int64_t target, const at::Tensor& map, const CurveOptions& o) {
+                         int64_t target, const at::Tensor& map, const CurveOptions& o,
+                         const at::Tensor& region) {
   if (start.dim() != 4 || start.size(0) != 1) {
     throw usage_error("deletion/insertion: expected one input [1, 3, H, W], got " +
                       c10::str(start.sizes()));
@@ -100,8 +101,7 @@ Curve perturbation_curve(Model& model, const at::Tensor& start, const at::Tensor
     const auto replace = rank < limit;  // [count, 1, H, W]
     const auto batch = torch::where(replace, substrate.expand({count, -1, -1, -1}),
                                     start.expand({count, -1, -1, -1}));
-    const auto p = torch::softmax(model.forward(batch).output.to(torch::kDouble), 1)
-                       .select(1, target).to(torch::kCPU);
+    const auto p = class_probability(model.forward(batch).output, target, region);
     for (int64_t i = 0; i < count; ++i) probs.push_back(p[i].item<double>());
   }
   Curve curve;
@@ -215,13 +215,14 @@ at::Tensor rise_blur(const at::Tensor& input) {
 }
 
 Curve deletion_curve(Model& model, const at::Tensor& input, int64_t target, const at::Tensor& map,
-                     const CurveOptions& options) {
-  return perturbation_curve(model, input, torch::zeros_like(input), target, map, options);
+                     const CurveOptions& options, const at::Tensor& region) {
+  return perturbation_curve(model, input, torch::zeros_like(input), target, map, options, region);
 }
 
 Curve insertion_curve(Model& model, const at::Tensor& input, int64_t target,
-                      const at::Tensor& map, const CurveOptions& options) {
-  return perturbation_curve(model, rise_blur(input), input, target, map, options);
+                      const at::Tensor& map, const CurveOptions& options,
+                      const at::Tensor& region) {
+  return perturbation_curve(model, rise_blur(input), input, target, map, options, region);
 }
 
 double spearman(const at::Tensor& a, const at::Tensor& b) {
@@ -385,9 +386,8 @@ EvaluationSet load_evaluation_set(const std::string& folder, const Preprocess& p
 }
 
 MapFn method_maps(const MethodInfo& info, Method& method) {
-  return [&info, &method](Model& model, const at::Tensor& input,
-                          const std::vector<int64_t>& targets) {
-    const auto raw = method.attribute(model, input, Target::class_logits(targets)).detach();
+  return [&info, &method](Model& model, const at::Tensor& input, const Target& target) {
+    const auto raw = method.attribute(model, input, target).detach();
     const int64_t h = input.size(2), w = input.size(3);
     std::vector<at::Tensor> maps;
     for (int64_t i = 0; i < input.size(0); ++i) {
@@ -398,7 +398,7 @@ MapFn method_maps(const MethodInfo& info, Method& method) {
 }
 
 MapFn random_maps(uint64_t seed) {
-  return [seed](Model&, const at::Tensor& input, const std::vector<int64_t>&) {
+  return [seed](Model&, const at::Tensor& input, const Target&) {
     std::vector<at::Tensor> maps;
     for (int64_t i = 0; i < input.size(0); ++i) {
       // Seeded by the image's content, so the same image gets the same map in every run.
@@ -412,7 +412,7 @@ MapFn random_maps(uint64_t seed) {
 }
 
 MapFn center_maps() {
-  return [](Model&, const at::Tensor& input, const std::vector<int64_t>&) {
+  return [](Model&, const at::Tensor& input, const Target&) {
     const int64_t h = input.size(2), w = input.size(3);
     const auto y = (torch::arange(h, torch::kFloat) - (h - 1) / 2.0f) / (h / 4.0f);
     const auto x = (torch::arange(w, torch::kFloat) - (w - 1) / 2.0f) / (w / 4.0f);
@@ -457,14 +457,48 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     groups = layer_groups(model);
     cascade = o.cascade > 0 ? o.cascade : static_cast<int64_t>(groups.size());
   }
+  // A dense output (segmentation): each image's class over its object, at the output's
+  // resolution.
+  at::Tensor regions;  // [N, h, w] float 0/1 on the CPU, for a dense output
+  {
+    at::Tensor probe;
+    {
+      torch::InferenceMode guard;  // not around the regions: the targets use them with autograd
+      probe = model.forward(inputs.slice(0, 0, 1).to(device)).output;
+    }
+    if (probe.dim() == 4) {
+      regions = torch::nn::functional::interpolate(
+                    set.masks.to(torch::kFloat).unsqueeze(1),
+                    torch::nn::functional::InterpolateFuncOptions()
+                        .size(std::vector<int64_t>{probe.size(2), probe.size(3)})
+                        .mode(torch::kNearest))
+                    .squeeze(1)
+                    .gt(0.5)
+                    .to(torch::kFloat);
+      for (int64_t i = 0; i < n; ++i) {
+        if (regions[i].sum().item<double>() == 0) {
+          throw usage_error("evaluate: " + set.names[i] + ": its object covers no pixel of the "
+                            "model's " + std::to_string(probe.size(2)) + "x" +
+                            std::to_string(probe.size(3)) + " output; give a larger mask or "
+                            "a larger --size");
+        }
+      }
+    }
+  }
+  const bool dense = regions.defined();
   std::vector<int64_t> targets = set.targets;
   for (int64_t i = 0; i < n; ++i) {
     if (targets[i] < 0) {
       torch::InferenceMode guard;
-      targets[i] = model.forward(inputs.slice(0, i, i + 1).to(device)).output.argmax(1)
-                       .item<int64_t>();
+      const auto out = model.forward(inputs.slice(0, i, i + 1).to(device)).output;
+      targets[i] = dense ? top_class(out, regions[i]) : top_class(out);
     }
   }
+  auto batch_target = [&](int64_t first, int64_t last) {
+    std::vector<int64_t> t(targets.begin() + first, targets.begin() + last);
+    return dense ? Target::region_logits(std::move(t), regions.slice(0, first, last).to(device))
+                 : Target::class_logits(std::move(t));
+  };
   const int64_t n_sanity = o.sanity_images > 0 ? std::min(o.sanity_images, n) : n;
   const int64_t total = n * 2 + n_sanity * cascade;
   int64_t done = 0;
@@ -476,9 +510,9 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     for (int64_t first = 0; first < count; first += o.batch) {
       const int64_t last = std::min(count, first + o.batch);
       const auto x = inputs.slice(0, first, last).to(device);
-      const std::vector<int64_t> t(targets.begin() + first, targets.begin() + last);
+      const auto target = batch_target(first, last);
       const auto start = std::chrono::steady_clock::now();
-      auto m = maps(model, x, t);
+      auto m = maps(model, x, target);
       m = m.to(torch::kCPU, torch::kFloat);  // waits for the device
       seconds += timed ? std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
                              .count()
@@ -506,8 +540,9 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     result.hits.push_back(pointing_game(map, mask, margin) ? 1 : 0);
     result.energies.push_back(energy_pointing_game(map, mask));
     const auto x = inputs.slice(0, i, i + 1).to(device);
-    result.deletion.push_back(deletion_curve(model, x, targets[i], map, o.curve).auc);
-    result.insertion.push_back(insertion_curve(model, x, targets[i], map, o.curve).auc);
+    const auto region = dense ? regions[i].to(device) : at::Tensor();
+    result.deletion.push_back(deletion_curve(model, x, targets[i], map, o.curve, region).auc);
+    result.insertion.push_back(insertion_curve(model, x, targets[i], map, o.curve, region).auc);
     if (progress) progress(++done, total);
   }
   auto mean = [](const auto& v) {

@@ -169,6 +169,14 @@ ForwardResult Model::forward_for_tap_gradients(const at::Tensor& x,
   return forward_impl(x.detach().requires_grad_(true), taps);
 }
 
+ForwardResult Model::forward_taps(const at::Tensor& x, const std::vector<std::string>& taps) {
+  check_forward_arguments(*this, x, taps);
+  if (!taps.empty()) {
+    if (auto result = forward_taps_impl(x, taps)) return std::move(*result);
+  }
+  return forward_impl(x, taps);
+}
+
 at::Tensor Model::forward_from(const std::string& layer, const at::Tensor& activation) {
   check_layer(layer);
   return forward_from_impl(layer, activation);

@@ -346,14 +346,17 @@ SynthesisResult synthesize(Model& model, const Target& target, int64_t count,
       }
     }
   }
+  // Without a graph, a target that reads layers only asks the model for its taps alone
+  // (forward_taps: a TorchScript model then stops after them too).
   // Redirected ReLUs: in the graph the truncated pass runs (redirected_layer), else in the
   // model's own ReLUs (ReluMode::kRedirected: the zoo's, and every aten::relu of a TorchScript
   // model, which need no graph).
+  const bool taps_only = !truncate && !target.taps().empty();
   auto forward = [&](const Tensor& input, bool redirect = false) {
     if (!truncate) {
-      if (!redirect) return model.forward(input, needed);
-      ReluModeGuard guard(model, ReluMode::kRedirected);
-      return model.forward(input, needed);
+      std::optional<ReluModeGuard> guard;
+      if (redirect) guard.emplace(model, ReluMode::kRedirected);
+      return taps_only ? model.forward_taps(input, needed) : model.forward(input, needed);
     }
     std::map<std::string, Tensor> taps;
     for (const auto& n : needed) taps[n] = Tensor();
@@ -498,27 +501,54 @@ Target filter_batch_target(const std::string& layer, std::vector<int64_t> filter
       {layer}, description.str());
 }
 
+namespace {
+
+// Image i's score of class classes[i] from `scores` [N, C] or, for a dense output, from its
+// per-pixel scores [N, C, H, W] averaged over the pixels.
+at::Tensor class_scores(const at::Tensor& scores, const std::vector<int64_t>& classes) {
+  if (scores.dim() != 2 && scores.dim() != 4) {
+    throw usage_error("class target: the model's output " + c10::str(scores.sizes()) +
+                      " is neither logits [N, classes] nor a dense map [N, classes, H, W]");
+  }
+  if (scores.size(0) != static_cast<int64_t>(classes.size())) {
+    throw usage_error("class batch: " + std::to_string(classes.size()) +
+                      " classes for a batch of " + std::to_string(scores.size(0)) + " images");
+  }
+  for (auto c : classes) {
+    if (c < 0 || c >= scores.size(1)) {
+      throw usage_error("class " + std::to_string(c) + " is outside [0, " +
+                        std::to_string(scores.size(1)) + ")");
+    }
+  }
+  auto index = torch::tensor(classes, torch::kLong).to(scores.device()).unsqueeze(1);
+  if (scores.dim() == 2) return scores.gather(1, index).squeeze(1);
+  index = index.view({-1, 1, 1, 1}).expand({scores.size(0), 1, scores.size(2), scores.size(3)});
+  return scores.gather(1, index).mean({1, 2, 3});
+}
+
+std::string classes_text(const std::vector<int64_t>& classes) {
+  std::ostringstream s;
+  s << "class" << (classes.size() > 1 ? "es " : " ");
+  for (size_t i = 0; i < classes.size(); ++i) s << (i ? "," : "") << classes[i];
+  return s.str();
+}
+
+}  // namespace
+
 Target class_log_probability_target(std::vector<int64_t> classes) {
-  std::ostringstream description;
-  description << "log-probability of class" << (classes.size() > 1 ? "es " : " ");
-  for (size_t i = 0; i < classes.size(); ++i) description << (i ? "," : "") << classes[i];
+  const std::string description = "log-probability of " + classes_text(classes);
   return Target::custom(
       [classes](const ForwardResult& r) {
-        const auto& y = r.output;
-        if (y.size(0) != static_cast<int64_t>(classes.size())) {
-          throw usage_error("class batch: " + std::to_string(classes.size()) +
-                            " classes for a batch of " + std::to_string(y.size(0)) + " images");
-        }
-        for (auto c : classes) {
-          if (c < 0 || c >= y.size(1)) {
-            throw usage_error("class " + std::to_string(c) + " is outside [0, " +
-                              std::to_string(y.size(1)) + ")");
-          }
-        }
-        const auto index = torch::tensor(classes, torch::kLong).to(y.device()).unsqueeze(1);
-        return torch::log_softmax(y, 1).gather(1, index).squeeze(1);
+        return class_scores(torch::log_softmax(r.output, 1), classes);
       },
-      {}, description.str());
+      {}, description);
+}
+
+Target class_logit_target(std::vector<int64_t> classes) {
+  const std::string description = "logit of " + classes_text(classes);
+  return Target::custom(
+      [classes](const ForwardResult& r) { return class_scores(r.output, classes); }, {},
+      description);
 }
 
 std::vector<int64_t> parse_filter_list(const std::string& text) {
@@ -705,7 +735,7 @@ SynthesisResult invert(Model& model, const std::string& layer, const at::Tensor&
   at::Tensor reference;
   {
     torch::NoGradGuard no_grad;
-    reference = model.forward(image, {layer}).taps.at(layer).detach();
+    reference = model.forward_taps(image, {layer}).taps.at(layer).detach();
   }
   auto o = options.synthesis;
   o.size = image.size(2);
@@ -749,10 +779,10 @@ SynthesisResult deep_dream(Model& model, const Target& target, const at::Tensor&
   SynthesisResult result;
   {
     torch::NoGradGuard no_grad;
-    result.initial_score = target.score(model.forward(base, target.taps())).detach();
+    result.initial_score = target.score(model.forward_taps(base, target.taps())).detach();
     const auto& smallest = bases.back();
     try {
-      model.forward(smallest, target.taps());
+      model.forward_taps(smallest, target.taps());
     } catch (const c10::Error& e) {
       throw usage_error("deep dream: the smallest octave, " + std::to_string(smallest.size(2)) +
                         "x" + std::to_string(smallest.size(3)) +
@@ -783,7 +813,7 @@ SynthesisResult deep_dream(Model& model, const Target& target, const at::Tensor&
   }
   {
     torch::NoGradGuard no_grad;
-    result.final_score = target.score(model.forward(dreamed, target.taps())).detach();
+    result.final_score = target.score(model.forward_taps(dreamed, target.taps())).detach();
   }
   result.objective.push_back(result.final_score.mean().item<double>());
   result.image = dreamed;

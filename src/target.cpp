@@ -84,6 +84,44 @@ Target Target::region_logit(int64_t index, at::Tensor mask) {
       {}, "class " + std::to_string(index) + " over " + std::to_string(pixels) + " pixels");
 }
 
+Target Target::region_logits(std::vector<int64_t> indices, at::Tensor masks) {
+  if (masks.dim() != 3 || masks.size(0) != static_cast<int64_t>(indices.size())) {
+    throw usage_error("region targets: expected one mask [H, W] per class, masks [" +
+                      std::to_string(indices.size()) + ", H, W], got " + c10::str(masks.sizes()));
+  }
+  std::string description = "classes";
+  for (auto i : indices) description += " " + std::to_string(i);
+  description += " over their regions";
+  Target target(
+      [indices, masks](const ForwardResult& r) {
+        const auto& out = r.output;
+        if (out.dim() != 4) {
+          throw usage_error("a region target needs a dense output [N, C, H, W], the model's is " +
+                            c10::str(out.sizes()));
+        }
+        if (out.size(0) != masks.size(0)) {
+          throw usage_error("the region targets name " + std::to_string(masks.size(0)) +
+                            " images for a batch of " + std::to_string(out.size(0)));
+        }
+        check_range(indices, out.size(1));
+        if (out.size(2) != masks.size(1) || out.size(3) != masks.size(2)) {
+          throw usage_error("the region masks are " + std::to_string(masks.size(1)) + "x" +
+                            std::to_string(masks.size(2)) + " but the model's output is " +
+                            std::to_string(out.size(2)) + "x" + std::to_string(out.size(3)) +
+                            " pixels");
+        }
+        const auto index = at::tensor(indices, at::TensorOptions().dtype(at::kLong))
+                               .to(out.device())
+                               .view({-1, 1, 1, 1})
+                               .expand({out.size(0), 1, out.size(2), out.size(3)});
+        return (out.gather(1, index).squeeze(1) * masks.to(out.options())).sum({1, 2});
+      },
+      {}, description);
+  target.per_image_ = std::move(indices);
+  target.per_image_masks_ = std::move(masks);
+  return target;
+}
+
 at::Tensor predicted_region(const at::Tensor& output, int64_t index) {
   if (output.dim() != 4 || output.size(0) != 1) {
     throw usage_error("predicted_region: expected a dense output [1, C, H, W], got " +
@@ -91,6 +129,45 @@ at::Tensor predicted_region(const at::Tensor& output, int64_t index) {
   }
   check_range({index}, output.size(1));
   return output[0].detach().argmax(0).eq(index).to(at::kFloat);
+}
+
+int64_t top_class(const at::Tensor& output, const at::Tensor& region) {
+  if (output.dim() == 2 && output.size(0) == 1) return output[0].argmax().item<int64_t>();
+  if (output.dim() != 4 || output.size(0) != 1) {
+    throw usage_error("top class: expected the output of one image, [1, C] or [1, C, H, W], got " +
+                      c10::str(output.sizes()));
+  }
+  auto predicted = output[0].detach().argmax(0);
+  if (region.defined()) {
+    if (region.dim() != 2 || region.size(0) != output.size(2) || region.size(1) != output.size(3)) {
+      throw usage_error("top class: the region " + c10::str(region.sizes()) +
+                        " does not match the output's " + std::to_string(output.size(2)) + "x" +
+                        std::to_string(output.size(3)) + " pixels");
+    }
+    predicted = predicted.masked_select(region.to(predicted.device()).ne(0));
+  }
+  if (predicted.numel() == 0) throw usage_error("top class: the region has no pixel");
+  return at::bincount(predicted.flatten(), {}, output.size(1)).argmax().item<int64_t>();
+}
+
+at::Tensor class_probability(const at::Tensor& output, int64_t index, const at::Tensor& region) {
+  if (output.dim() != 2 && output.dim() != 4) {
+    throw usage_error("class probability: expected logits [N, C] or a dense output [N, C, H, W], "
+                      "got " + c10::str(output.sizes()));
+  }
+  check_range({index}, output.size(1));
+  const auto p = at::softmax(output.detach().to(at::kDouble), 1).select(1, index);
+  if (output.dim() == 2) return p.to(at::kCPU);
+  if (!region.defined()) return p.mean({1, 2}).to(at::kCPU);
+  if (region.dim() != 2 || region.size(0) != output.size(2) || region.size(1) != output.size(3)) {
+    throw usage_error("class probability: the region " + c10::str(region.sizes()) +
+                      " does not match the output's " + std::to_string(output.size(2)) + "x" +
+                      std::to_string(output.size(3)) + " pixels");
+  }
+  const auto w = region.to(p.options());
+  const double total = w.sum().item<double>();
+  if (total <= 0) throw usage_error("class probability: the region has no pixel");
+  return ((p * w).sum({1, 2}) / total).to(at::kCPU);
 }
 
 Reduction parse_reduction(const std::string& name) {
@@ -138,6 +215,7 @@ Target Target::select(int64_t i) const {
     throw usage_error("target select: image " + std::to_string(i) + " of " +
                       std::to_string(per_image_.size()));
   }
+  if (per_image_masks_.defined()) return region_logit(per_image_[i], per_image_masks_[i]);
   return class_logit(per_image_[i]);
 }
 
@@ -147,7 +225,11 @@ Target Target::rows(int64_t begin, int64_t end) const {
     throw usage_error("target rows: [" + std::to_string(begin) + ", " + std::to_string(end) +
                       ") of " + std::to_string(per_image_.size()) + " images");
   }
-  return class_logits(std::vector<int64_t>(per_image_.begin() + begin, per_image_.begin() + end));
+  std::vector<int64_t> indices(per_image_.begin() + begin, per_image_.begin() + end);
+  if (per_image_masks_.defined()) {
+    return region_logits(std::move(indices), per_image_masks_.slice(0, begin, end));
+  }
+  return class_logits(std::move(indices));
 }
 
 Target Target::repeat_interleave(int64_t k) const {
@@ -155,6 +237,9 @@ Target Target::repeat_interleave(int64_t k) const {
   if (per_image_.empty() || k == 1) return *this;
   std::vector<int64_t> repeated;
   for (auto index : per_image_) repeated.insert(repeated.end(), k, index);
+  if (per_image_masks_.defined()) {
+    return region_logits(std::move(repeated), per_image_masks_.repeat_interleave(k, 0));
+  }
   return class_logits(std::move(repeated));
 }
 

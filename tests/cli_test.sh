@@ -165,6 +165,35 @@ PY
   "$CNNVIS" "${seg[@]}" --target 3 --target-mask "$work/mask.png" --out "$work/seg" > "$work/stdout" 2>&1 \
     && grep -q "explaining class 3 (class 3) over 400 pixels of --target-mask" "$work/stdout" \
     && ok || fail "segmentation with --target-mask: $(cat "$work/stdout")"
+  # demo on a segmentation model: each image's class over the pixels predicted as it, the region
+  # shown beside the input; evaluate: the class named by the stem (--labels) over its object;
+  # synthesize class: the class's mean score over the output's pixels.
+  mkdir -p "$work/seg_images" "$work/seg_eval" && cp "$cat_png" "$work/seg_images/chelsea.png" \
+    && cp "$cat_png" "$work/seg_eval/chelsea_left.png" && cp "$work/mask.png" "$work/seg_eval/chelsea_left_mask.png"
+  "$CNNVIS" demo --model "$TS/lraspp_mobilenet_v3_large_script.pt" --labels "$work/labels.txt" \
+    --images "$work/seg_images" --methods vanilla,grad-cam --size 64 --out "$work/seg_demo" > "$work/stdout" 2>&1 \
+    && grep -qE "chelsea: left \([0-9.]+\) over [0-9]+ pixels predicted as it" "$work/stdout" \
+    && /usr/bin/python3 "$SRC/tests/python/check_gallery.py" "$work/seg_demo" vanilla grad-cam --images 1 \
+    && [ -s "$work/seg_demo/images/chelsea_region.png" ] && grep -q 'src="images/chelsea_region.png"' "$work/seg_demo/index.html" \
+    && /usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['images'][0]; assert r['target'] == 1 and r['region']['pixels'] > 0, r" "$work/seg_demo/gallery.json" \
+    && ok || fail "demo on a segmentation model: $(cat "$work/stdout")"
+  expect 2 "chelsea.png: no pixel is predicted as class 2 \(right\); leave out --target" "$CNNVIS" demo \
+    --model "$TS/lraspp_mobilenet_v3_large_script.pt" --labels "$work/labels.txt" --target right \
+    --images "$work/seg_images" --methods vanilla --size 64 --out "$work/out/g"
+  "$CNNVIS" evaluate --model "$TS/lraspp_mobilenet_v3_large_script.pt" --labels "$work/labels.txt" \
+    --images "$work/seg_eval" --methods vanilla --size 64 --steps 4 --sanity-images 1 --cascade 2 \
+    --gallery '' --json "$work/seg_eval.json" > "$work/stdout" 2>&1 \
+    && grep -qE "^\| vanilla backprop \| [01]\.000 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| -?[0-9.]+ \| -?[0-9.]+ \| [0-9.]+ \|$" "$work/stdout" \
+    && /usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]['per_image'][0]; assert 0 <= r['deletion_auc'] <= 1 and 0 <= r['insertion_auc'] <= 1, r" "$work/seg_eval.json" \
+    && ok || fail "evaluate on a segmentation model: $(cat "$work/stdout")"
+  rm -rf "$work/seg_syn" && mkdir -p "$work/seg_syn"
+  "$CNNVIS" synthesize class --model "$TS/lraspp_mobilenet_v3_large_script.pt" --labels "$work/labels.txt" \
+    --target left --size 64 --steps 3 --batch 2 --out "$work/seg_syn" > "$work/stdout" 2>&1 \
+    && [ -s "$work/seg_syn/lraspp_mobilenet_v3_large_script_class1_l2_1.png" ] \
+    && "$CNNVIS" synthesize class --model "$TS/lraspp_mobilenet_v3_large_script.pt" --target 1 \
+      --score logit --size 64 --steps 3 --out "$work/seg_syn" > "$work/stdout" 2>&1 \
+    && [ -s "$work/seg_syn/lraspp_mobilenet_v3_large_script_class1_l2.png" ] \
+    && ok || fail "synthesize class on a segmentation model: $(cat "$work/stdout")"
   expect 2 "no pixel is predicted as class 2 \(right\); give the region with --target-mask" \
     "$CNNVIS" "${seg[@]}" --labels "$work/labels.txt" --target right --out "$work/seg"
   # bench on a segmentation model: the region of the pixels predicted as the class.

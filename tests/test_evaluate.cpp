@@ -10,6 +10,7 @@
 #include "cnnvis/evaluate.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/models/zoo.hpp"
+#include "cnnvis/target.hpp"
 #include "expect_error.hpp"
 
 namespace cnnvis {
@@ -184,8 +185,8 @@ std::unique_ptr<Model> trained_demo_float64() {
 }
 
 MapFn in_float64(Model& model64, MapFn maps) {
-  return [&model64, maps](Model&, const at::Tensor& x, const std::vector<int64_t>& targets) {
-    return maps(model64, x.to(torch::kDouble), targets);
+  return [&model64, maps](Model&, const at::Tensor& x, const Target& target) {
+    return maps(model64, x.to(torch::kDouble), target);
   };
 }
 
@@ -293,6 +294,124 @@ TEST(Evaluate, VanillaOnTheDemoModelBeatsARandomMap) {
       evaluate(*model, "vanilla", in_float64(*model64, method_maps(info, *method)), set, options);
   EXPECT_GT(pointing.pointing, random.pointing + 0.3);
   EXPECT_GE(pointing.pointing, 0.8);
+}
+
+// A segmentation model written against the Model interface: a 1x1 convolution 3 -> 3 classes
+// and a 2x2 average pool, so the output [N, 3, H/2, W/2] is a linear function of the input
+// (float64, whatever the input's type).
+class TinySegNet : public Model {
+ public:
+  TinySegNet() {
+    torch::manual_seed(5);
+    net_.register_module("conv", conv_);
+    net_.to(torch::kDouble);
+    for (auto& p : net_.parameters()) p.set_requires_grad(false);
+  }
+  std::string name() const override { return "tinyseg"; }
+  int64_t num_classes() const override { return 3; }
+  std::vector<LayerInfo> layers() const override {
+    return {{"conv", "Conv2d", 12, true, {}}, {"pool", "AvgPool2d", 0, true, {}}};
+  }
+  torch::nn::Module& module() override { return net_; }
+  std::string default_cam_layer() const override { return "conv"; }
+
+ protected:
+  ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) override {
+    ForwardResult r;
+    const auto a = conv_(x.to(torch::kDouble));  // evaluate() passes float32 images
+    r.output = torch::avg_pool2d(a, 2);
+    for (const auto& t : taps) r.taps[t] = t == "conv" ? a : r.output;
+    return r;
+  }
+  at::Tensor forward_from_impl(const std::string& layer, const at::Tensor& a) override {
+    return layer == "conv" ? torch::avg_pool2d(a, 2) : a;
+  }
+  void apply_relu_mode(ReluMode) override {}
+
+ private:
+  torch::nn::Module net_;
+  torch::nn::Conv2d conv_{torch::nn::Conv2dOptions(3, 3, 1)};
+};
+
+// evaluate() on a dense output: each image's class over its object (the mask at the output's
+// 4x4 resolution), the class predicted at most pixels of it when the set gives none, the
+// curves on the class's mean probability over the object; an object smaller than an output
+// pixel is refused.
+TEST(Evaluate, SegmentationModelExplainsEachObjectsClassOverIt) {
+  TinySegNet model;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(8);
+  EvaluationSet set;
+  set.images = torch::rand({2, 3, 8, 8}, gen, torch::kFloat);
+  set.masks = torch::zeros({2, 8, 8});
+  set.masks[0].slice(0, 0, 4).slice(1, 0, 4).fill_(1);  // output pixels (0..1, 0..1)
+  set.masks[1].slice(0, 4, 8).slice(1, 2, 8).fill_(1);  // output pixels (2..3, 1..3)
+  set.targets = {-1, 2};
+  set.names = {"a.png", "b.png"};
+  EvaluateOptions options;
+  options.preprocess.mean = {0.5, 0.5, 0.5};
+  options.preprocess.std = {0.25, 0.25, 0.25};
+  options.sanity = false;
+  options.curve = {4, 8};
+  options.batch = 2;
+  const auto x = normalize(set.images, options.preprocess).to(torch::kDouble);
+  const auto out = model.forward(x).output;  // [2, 3, 4, 4]
+  ASSERT_EQ(out.sizes(), (at::IntArrayRef{2, 3, 4, 4}));
+  std::vector<at::Tensor> regions = {torch::zeros({4, 4}), torch::zeros({4, 4})};
+  regions[0].slice(0, 0, 2).slice(1, 0, 2).fill_(1);
+  regions[1].slice(0, 2, 4).slice(1, 1, 4).fill_(1);
+  // By hand: the class predicted at most pixels of image 0's object.
+  std::vector<int64_t> counts(3, 0);
+  for (int64_t y = 0; y < 2; ++y) {
+    for (int64_t x0 = 0; x0 < 2; ++x0) ++counts[out[0].select(1, y).select(1, x0).argmax().item<int64_t>()];
+  }
+  const int64_t first = std::max_element(counts.begin(), counts.end()) - counts.begin();
+  EXPECT_EQ(top_class(out.slice(0, 0, 1), regions[0]), first);
+  // The target the maps get: classes (first, 2) over the objects, scored by hand.
+  std::string description;
+  at::Tensor score;
+  const MapFn maps = [&](Model& m, const at::Tensor& input, const Target& target) {
+    description = target.description();
+    score = target.score(m.forward(input.to(torch::kDouble)));
+    return set.masks.clone();  // the object itself as the map
+  };
+  const auto e = evaluate(model, "mask", maps, set, options);
+  EXPECT_EQ(description, "classes " + std::to_string(first) + " 2 over their regions");
+  ASSERT_TRUE(score.defined());
+  const std::vector<int64_t> classes = {first, 2};
+  for (int64_t i = 0; i < 2; ++i) {
+    EXPECT_NEAR(score[i].item<double>(), (out[i][classes[i]] * regions[i].to(torch::kDouble)).sum().item<double>(),
+                1e-4);
+    // The curve's first point is the class's mean probability over the object (by hand).
+    const auto p = torch::softmax(out[i], 0)[classes[i]];
+    const double mean = (p * regions[i].to(torch::kDouble)).sum().item<double>() / regions[i].sum().item<double>();
+    const auto curve = deletion_curve(model, x.slice(0, i, i + 1), classes[i],
+                                      set.masks[i], options.curve, regions[i]);
+    EXPECT_NEAR(curve.probability[0].item<double>(), mean, 1e-9);
+    EXPECT_NEAR(class_probability(out.slice(0, i, i + 1), classes[i], regions[i])[0].item<double>(),
+                mean, 1e-9);
+    EXPECT_NEAR(e.deletion[i], curve.auc, 1e-4);  // evaluate ran the float32 input
+  }
+  EXPECT_EQ(e.hits, (std::vector<int>{1, 1}));  // the map is the object
+  // Region targets per image follow the methods' batching: rows, select, repeat_interleave.
+  const auto target = Target::region_logits(classes, torch::stack(regions));
+  const auto r = model.forward(x);
+  EXPECT_TRUE(torch::allclose(target.rows(1, 2).score(model.forward(x.slice(0, 1, 2))),
+                              target.score(r).slice(0, 1, 2)));
+  EXPECT_TRUE(torch::allclose(target.select(0).score(model.forward(x.slice(0, 0, 1))),
+                              target.score(r).slice(0, 0, 1)));
+  EXPECT_TRUE(torch::allclose(target.repeat_interleave(2).score(model.forward(x.repeat_interleave(2, 0))),
+                              target.score(r).repeat_interleave(2, 0)));
+  // A registered method through the same path (its gradients reach the region target).
+  const MethodInfo& info = find_method("vanilla");
+  const auto method = info.make({});
+  const auto vanilla = evaluate(model, "vanilla", method_maps(info, *method), set, options);
+  EXPECT_EQ(vanilla.deletion.size(), 2u);
+  EXPECT_TRUE(std::isfinite(vanilla.insertion_auc));
+  // An object that the nearest-neighbour resize to 4x4 drops: refused, naming the image.
+  set.masks[1].zero_();
+  set.masks[1][1][1] = 1;
+  testing::expect_error([&] { evaluate(model, "mask", maps, set, options); },
+                        "evaluate: b.png: its object covers no pixel of the model's 4x4 output");
 }
 
 TEST(Evaluate, FolderSetReadsMasksAndClassesFromFileNames) {

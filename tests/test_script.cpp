@@ -210,6 +210,39 @@ TEST(Script, LayerGraphOfAResNetGivesTheZoosLrpAndSynthesis) {
   EXPECT_TRUE(torch::isfinite(s.image).all().item<bool>());
 }
 
+// A model without a layer graph stops after the last tap an objective reads (forward_taps):
+// the same taps as the whole pass, no output; so DenseNet-121 takes a 16 px image for a
+// layer objective, where the whole pass fails (its third transition pools a 1x1 map), and
+// synthesis of a filter there runs.
+TEST(Script, TapsAloneStopAfterTheLastTap) {
+  auto densenet = load_script_model(models_dir() + "/densenet121_script.pt");
+  {
+    torch::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
+    const auto x = torch::randn({1, 3, 64, 64}, gen);
+    const std::vector<std::string> taps = {"features.denseblock2", "features.conv0"};
+    const auto whole = densenet->forward(x, taps);
+    const auto alone = densenet->forward_taps(x, taps);
+    EXPECT_FALSE(alone.output.defined());
+    for (const auto& t : taps) {
+      const double scale = whole.taps.at(t).abs().max().item<double>();
+      EXPECT_TRUE(torch::allclose(alone.taps.at(t), whole.taps.at(t), 0, 1e-6 * scale)) << t;
+    }
+    const auto small = torch::randn({1, 3, 16, 16}, gen);
+    EXPECT_ANY_THROW(densenet->forward(small));
+    EXPECT_EQ(densenet->forward_taps(small, {"features.denseblock2"})
+                  .taps.at("features.denseblock2")
+                  .sizes(),
+              (at::IntArrayRef{1, 512, 2, 2}));
+  }
+  SynthesisOptions o = filter_preset();
+  o.steps = 2;
+  o.size = 16;
+  const auto s = synthesize(*densenet, filter_batch_target("features.denseblock2", {0}), 1, o);
+  EXPECT_EQ(s.image.sizes(), (at::IntArrayRef{1, 3, 16, 16}));
+  EXPECT_TRUE(torch::isfinite(s.image).all().item<bool>());
+}
+
 // torchvision's VGG11-BN scripted with the zoo's seeded weights (530 MB, so not in the unit
 // suite: tests/script_files_test.sh writes it to a temporary folder and runs this test alone)
 // equals the native zoo model: outputs and taps, forward_from at every resumable layer, every

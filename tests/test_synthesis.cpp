@@ -7,6 +7,7 @@
 // probabilities >= 0.998 against 0.9, inversion distances <= 0.038 against 0.05, Deep Dream
 // >= 3.7x against 2x, Gram similarity 1.00 -> 0.004 against a 0.05 drop), and comparisons
 // between two runs use the same kernels on both sides.
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -179,6 +180,33 @@ TEST(Synthesis, ObjectivesByHand) {
   EXPECT_NEAR(d[1].item<double>(),
               -2.0 * (a[1] - a[0]).pow(2).sum().item<double>() / a[0].pow(2).sum().item<double>(),
               1e-6);
+  // Class objectives: on logits [N, C] the class's log-probability or logit; on a dense
+  // output [N, C, H, W] their mean over the pixels.
+  ForwardResult logits;
+  logits.output = torch::tensor({{1.0, 2.0, 0.5}, {0.0, -1.0, 3.0}}, torch::kDouble);
+  const auto lp = class_log_probability_target({1, 2}).score(logits);
+  EXPECT_NEAR(lp[0].item<double>(), 2.0 - std::log(std::exp(1.0) + std::exp(2.0) + std::exp(0.5)), 1e-12);
+  EXPECT_NEAR(class_logit_target({1, 2}).score(logits)[1].item<double>(), 3.0, 1e-12);
+  ForwardResult dense;
+  dense.output = torch::randn({2, 3, 4, 5}, at::make_generator<at::CPUGeneratorImpl>(1),
+                              torch::kDouble);
+  const auto& y = dense.output;
+  const auto dlp = class_log_probability_target({1, 2}).score(dense);
+  const auto dl = class_logit_target({1, 2}).score(dense);
+  for (int64_t i = 0; i < 2; ++i) {
+    double sum_lp = 0, sum_l = 0;
+    for (int64_t h = 0; h < 4; ++h) {
+      for (int64_t w = 0; w < 5; ++w) {
+        const auto v = y[i].select(1, h).select(1, w);  // [3]
+        sum_lp += v[1 + i].item<double>() - v.exp().sum().log().item<double>();
+        sum_l += v[1 + i].item<double>();
+      }
+    }
+    EXPECT_NEAR(dlp[i].item<double>(), sum_lp / 20, 1e-12);
+    EXPECT_NEAR(dl[i].item<double>(), sum_l / 20, 1e-12);
+  }
+  testing::expect_error([&] { class_logit_target({3, 0}).score(dense); },
+                        "class 3 is outside [0, 3)");
 }
 
 // Inversion from an early layer of the trained demo model gives an image the model

@@ -13,6 +13,7 @@
 #include "cnnvis/image.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/model.hpp"
+#include "cnnvis/target.hpp"
 
 namespace cnnvis::eval {
 
@@ -51,11 +52,14 @@ struct Curve {
 // drop fast (low AUC is good). Insertion: starting from a blurred copy (Gaussian, 11 x 11,
 // sigma 5, as RISE), the input's pixels come back in the same order (high AUC is good).
 // Pixels of equal importance go in raster order. input [1, 3, H, W] normalized, on the model's
-// device; map [H, W]. All points of one curve run as batches under InferenceMode.
+// device; map [H, W]. All points of one curve run as batches under InferenceMode. A dense
+// output (a segmentation model, [1, C, h, w]) is scored by class_probability: the target's
+// per-pixel probability averaged over `region` [h, w] (every pixel when it is undefined).
 Curve deletion_curve(Model& model, const at::Tensor& input, int64_t target, const at::Tensor& map,
-                     const CurveOptions& options = {});
+                     const CurveOptions& options = {}, const at::Tensor& region = {});
 Curve insertion_curve(Model& model, const at::Tensor& input, int64_t target,
-                      const at::Tensor& map, const CurveOptions& options = {});
+                      const at::Tensor& map, const CurveOptions& options = {},
+                      const at::Tensor& region = {});
 // RISE's blurred start image for insertion, [N, 3, H, W] -> same.
 at::Tensor rise_blur(const at::Tensor& input);
 // Trapezoidal area under a curve sampled at equal steps on [0, 1] (RISE's auc()).
@@ -98,7 +102,7 @@ class RandomizedLayers {
 struct EvaluationSet {
   at::Tensor images;              // [N, 3, H, W] RGB in [0, 1]
   at::Tensor masks;               // [N, H, W], 1 on the object
-  std::vector<int64_t> targets;   // class per image
+  std::vector<int64_t> targets;   // class per image (-1: the model's top class)
   std::vector<std::string> names; // per image, for reports
 };
 // Held-out demo scenes (seeds from cnnvis::demo::kHeldOutSeed, never trained on), explained
@@ -112,10 +116,12 @@ EvaluationSet demo_evaluation_set(int64_t count, int64_t size);
 EvaluationSet load_evaluation_set(const std::string& folder, const Preprocess& preprocess,
                                   const std::vector<std::string>& class_names);
 
-// Importance maps for a batch: (model, normalized input [B,3,H,W], targets) -> [B, H, W].
+// Importance maps for a batch: (model, normalized input [B,3,H,W], target) -> [B, H, W]. The
+// target is Target::class_logits (a class per image) for a classifier and
+// Target::region_logits (a class over its object, per image) for a dense output.
 using MapFn = std::function<at::Tensor(Model& model, const at::Tensor& input,
-                                       const std::vector<int64_t>& targets)>;
-// A registered method as a MapFn (its importance maps for class-logit targets).
+                                       const Target& target)>;
+// A registered method as a MapFn (its importance maps for the batch's target).
 MapFn method_maps(const MethodInfo& info, Method& method);
 // Reference maps: uniform noise (seeded per image, independent of the model) and a centred
 // Gaussian (sigma = a quarter of the side), the chance and centre-bias levels of the metrics.
@@ -161,6 +167,12 @@ using EvaluateProgress = std::function<void(int64_t done, int64_t total)>;
 
 // Runs `maps` on every image of `set` (targets < 0 become the top-1 class) and scores it.
 // The model's parameters are unchanged afterwards.
+// A segmentation model (an output [N, C, h, w]) explains each image's class over its object:
+// the region is the mask resized (nearest) to the output's h x w, the target its class's
+// logits summed over that region (Target::region_logits), a target < 0 the class predicted at
+// most pixels of the region (top_class), and deletion and insertion follow the class's mean
+// probability over the region (class_probability). An object that covers no output pixel is
+// refused, naming the image.
 Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
                     const EvaluationSet& set, const EvaluateOptions& options = {},
                     const EvaluateProgress& progress = nullptr);

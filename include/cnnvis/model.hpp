@@ -91,6 +91,12 @@ class Model {
   // with the input requiring grad.
   ForwardResult forward_for_tap_gradients(const at::Tensor& x,
                                           const std::vector<std::string>& taps);
+  // The activations of `taps` alone, for objectives that read layers only (synthesis): the
+  // model may skip every layer that no tap needs, and ForwardResult::output is then undefined.
+  // A TorchScript model runs a graph whose outputs are the taps (what comes after them is
+  // never run); the zoo and models that do not implement forward_taps_impl run forward(x,
+  // taps), output included.
+  ForwardResult forward_taps(const at::Tensor& x, const std::vector<std::string>& taps);
   // Runs only the layers after `layer`, starting from its activation (as returned in taps).
   // `layer` must be resumable (see layers()), else cnnvis::Error.
   at::Tensor forward_from(const std::string& layer, const at::Tensor& activation);
@@ -139,6 +145,12 @@ class Model {
   // for the rest of the pass, by a leaf copy that does (x.detach().requires_grad_(true)); the
   // input does not require grad. std::nullopt (the default): not supported.
   virtual std::optional<ForwardResult> forward_tap_leaves_impl(
+      const at::Tensor& /*x*/, const std::vector<std::string>& /*taps*/) {
+    return std::nullopt;
+  }
+  // Optional: forward_impl that may stop after the last layer the taps need (output
+  // undefined). std::nullopt (the default): not supported.
+  virtual std::optional<ForwardResult> forward_taps_impl(
       const at::Tensor& /*x*/, const std::vector<std::string>& /*taps*/) {
     return std::nullopt;
   }

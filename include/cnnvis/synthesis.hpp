@@ -190,7 +190,13 @@ DeepDreamOptions deep_dream_preset(const std::string& name);
 // also pushes the other classes down. Simonyan et al. maximize the logit alone
 // (Target::class_logits), which can raise similar classes more (on the demo model, a hexagon's
 // logit image is classified as a circle); `cnnvis synthesize class` uses this by default.
+// A segmentation model (an output [N, C, H, W]): the mean over the output's pixels of the
+// per-pixel log-probability (the whole image painted as the class; its size changes with the
+// transforms, so no fixed region would fit).
 Target class_log_probability_target(std::vector<int64_t> classes);
+// Image i maximizes the logit of classes[i] (Simonyan et al.; `--score logit`); a dense output
+// its mean over the pixels.
+Target class_logit_target(std::vector<int64_t> classes);
 
 // "5", "0-15", "3,7,9" -> filter indices; throws cnnvis::Error (invalid argument) naming `text`.
 std::vector<int64_t> parse_filter_list(const std::string& text);

@@ -32,6 +32,10 @@ class Target {
   // is the pixels predicted as that class: predicted_region. Throws cnnvis::Error at scoring
   // for an output that is not [N, C, H, W] or a mask of another size.
   static Target region_logit(int64_t index, at::Tensor mask);
+  // Per-image regions: image i explains the logits of class indices[i] summed over masks[i]
+  // (masks [N, H, W] at the output's resolution). `cnnvis evaluate` explains each image's class
+  // over its object this way.
+  static Target region_logits(std::vector<int64_t> indices, at::Tensor masks);
   // One filter (channel) of a named layer, its activation reduced per image (the classic
   // collection's "layer activation with guided backprop" is guided backprop of
   // layer_unit(layer, filter, kAbsSum)). Throws cnnvis::Error at scoring for a filter index
@@ -66,6 +70,7 @@ class Target {
   Target(ScoreFn score, std::vector<std::string> taps, std::string description)
       : score_(std::move(score)), taps_(std::move(taps)), description_(std::move(description)) {}
   std::vector<int64_t> per_image_;  // class_logits' indices; empty for row-wise scores
+  at::Tensor per_image_masks_;      // region_logits' masks [N, H, W], with per_image_
   ScoreFn score_;
   std::vector<std::string> taps_;
   std::string description_;
@@ -74,5 +79,17 @@ class Target {
 // The pixels of a dense output [1, C, H, W] predicted as class `index` (where it is the
 // argmax over the classes): a float mask [H, W] of 0 and 1, for Target::region_logit.
 at::Tensor predicted_region(const at::Tensor& output, int64_t index);
+
+// The class that the output of one image predicts: logits [1, C] their argmax; a dense output
+// [1, C, H, W] the class predicted (argmax over the classes) at most pixels, counting only the
+// pixels of `region` [H, W] (non-zero) when it is given. Ties: the smallest index.
+int64_t top_class(const at::Tensor& output, const at::Tensor& region = {});
+
+// The softmax probability of class `index` per image, [N] float64 on the CPU: logits [N, C]
+// its probability; a dense output [N, C, H, W] the mean of its per-pixel probability over
+// `region` [H, W] (non-zero pixels, weighted by the mask), or over every pixel without one.
+// The score that `cnnvis evaluate`'s deletion and insertion curves follow.
+at::Tensor class_probability(const at::Tensor& output, int64_t index,
+                             const at::Tensor& region = {});
 
 }  // namespace cnnvis

@@ -430,6 +430,15 @@ class ScriptModel final : public Model {
     return collect(run(derived(wanted, "", true), x), wanted);
   }
 
+  std::optional<ForwardResult> forward_taps_impl(const at::Tensor& x,
+                                                 const std::vector<std::string>& taps) override {
+    const auto wanted = sorted_unique(taps);
+    const auto outputs = run(derived(wanted, "", false, true), x);
+    ForwardResult result;
+    for (size_t k = 0; k < wanted.size(); ++k) result.taps[wanted[k]] = outputs[k].toTensor();
+    return result;
+  }
+
   at::Tensor forward_from_impl(const std::string& layer, const at::Tensor& activation) override {
     const auto it = std::find_if(layers_.begin(), layers_.end(),
                                  [&](const LayerInfo& l) { return l.name == layer; });
@@ -610,11 +619,14 @@ class ScriptModel final : public Model {
   }
 
   // The graph for these taps (sorted) or this cut layer, in the current ReLU mode; with
-  // `leaves`, the taps start the autograd graph (a cnnvis::grad_leaf after each).
+  // `leaves`, the taps start the autograd graph (a cnnvis::grad_leaf after each); with
+  // `taps_only`, its outputs are the taps alone, so dead-code elimination drops every node
+  // after the last one they need.
   jit::GraphFunction& derived(const std::vector<std::string>& taps, const std::string& cut,
-                              bool leaves = false) {
+                              bool leaves = false, bool taps_only = false) {
     const std::string key = std::to_string(static_cast<int>(relu_mode())) + "|" + cut + "|" +
-                            detail::join(taps, ",") + (leaves ? "|leaves" : "");
+                            detail::join(taps, ",") + (leaves ? "|leaves" : "") +
+                            (taps_only ? "|taps" : "");
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = cache_.find(key);
     if (it != cache_.end()) return *it->second;
@@ -623,7 +635,8 @@ class ScriptModel final : public Model {
     for (jit::Node* n : graph->block()->nodes()) {
       if (n->kind() == kTap) last[tap_name(n)] = n;
     }
-    std::vector<jit::Value*> outputs{graph->outputs()[0]};
+    std::vector<jit::Value*> outputs;
+    if (!taps_only) outputs.push_back(graph->outputs()[0]);
     for (const auto& t : taps) outputs.push_back(last.at(t)->output());
     jit::Node* tuple = graph->insertNode(graph->createTuple(outputs));
     graph->eraseOutput(0);

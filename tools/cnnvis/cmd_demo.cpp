@@ -163,11 +163,12 @@ json run_synthesis(Model& model, const std::vector<torch::Tensor>& inputs,
     auto class_items = [&](const SynthesisOptions& o, const std::string& tag) {
       const auto r = synthesize(model, class_log_probability_target(classes), count, o);
       torch::NoGradGuard no_grad;
-      const auto p = torch::softmax(model.forward(r.image).output, 1);
+      const auto out = model.forward(r.image).output;
       json items = json::array();
       for (int64_t c = 0; c < count; ++c) {
+        const double p = class_probability(out, c)[c].item<double>();
         items.push_back({{"file", save("class" + std::to_string(c) + tag + ".png", r.image[c])},
-                         {"caption", class_name(c, names) + ": p " + fmt(p[c][c].item<double>())}});
+                         {"caption", class_name(c, names) + ": p " + fmt(p)}});
       }
       return items;
     };
@@ -198,7 +199,7 @@ json run_synthesis(Model& model, const std::vector<torch::Tensor>& inputs,
               for (size_t i = 0; i < shown; ++i) {
                 const auto r = invert(model, early, inputs[i], io);
                 torch::NoGradGuard no_grad;
-                const int64_t c = model.forward(r.image).output.argmax(1).item<int64_t>();
+                const int64_t c = top_class(model.forward(r.image).output);
                 items.push_back({{"file", save(stems[i] + "_inverted.png", r.image[0])},
                                  {"caption", stems[i] + ": distance " +
                                                  fmt(-r.final_score.item<double>() /
@@ -303,6 +304,43 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
   const int64_t fixed_target =
       o.target.empty() ? -1 : resolve_class(o.target, names, model->num_classes());
   const bool tty = isatty(fileno(stderr));
+
+  // Each image's forward pass and target first, so that an image whose target cannot be
+  // explained (a segmentation model predicting no pixel of --target) fails the command before
+  // anything is written. A classifier explains a class logit; a segmentation model (a dense
+  // output) a class's logits summed over the pixels predicted as it, by default the class
+  // predicted at most pixels (as `explain` does), and shows the class's mean probability there.
+  struct Prepared {
+    torch::Tensor x;
+    int64_t target = 0;
+    Target explained = Target::class_logit(0);
+    torch::Tensor region;  // dense outputs: [h, w] 0/1
+    double probability = 0;
+  };
+  std::vector<Prepared> prepared;
+  for (size_t i = 0; i < paths.size(); ++i) {
+    Prepared p;
+    p.x = normalize(pictures[i], pre).unsqueeze(0).to(device);
+    torch::Tensor output;
+    {
+      torch::InferenceMode guard;
+      output = model->forward(p.x).output;
+    }
+    p.target = fixed_target >= 0 ? fixed_target : top_class(output);
+    p.explained = Target::class_logit(p.target);
+    if (output.dim() == 4) {
+      p.region = predicted_region(output, p.target);
+      if (p.region.sum().item<double>() == 0) {
+        throw usage_error(paths[i].string() + ": no pixel is predicted as class " +
+                          std::to_string(p.target) + " (" + class_name(p.target, names) +
+                          "); leave out --target, or explain it over a region of your own with "
+                          "`cnnvis explain --target-mask`");
+      }
+      p.explained = Target::region_logit(p.target, p.region);
+    }
+    p.probability = class_probability(output, p.target, p.region)[0].item<double>();
+    prepared.push_back(std::move(p));
+  }
   Staging staging(o.out);
   const fs::path stage = staging.dir();
 
@@ -316,18 +354,30 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
   for (size_t i = 0; i < paths.size(); ++i) {
     const auto& path = paths[i];
     const auto& rgb = pictures[i];
-    const auto x = normalize(rgb, pre).unsqueeze(0).to(device);
-    torch::Tensor probs;
-    {
-      torch::InferenceMode guard;
-      probs = torch::softmax(model->forward(x).output.to(torch::kCPU, torch::kDouble), 1)[0];
-    }
-    const int64_t target = fixed_target >= 0 ? fixed_target : probs.argmax().item<int64_t>();
+    const auto& x = prepared[i].x;
+    const int64_t target = prepared[i].target;
+    const auto& region = prepared[i].region;
+    const double probability = prepared[i].probability;
     const std::string stem = safe_stem(path, taken);
     inputs.push_back(x);
     stems.push_back(stem);
     const std::string input_file = "images/" + stem + ".png";
     save_png((stage / input_file).string(), rgb);
+    json region_json;
+    if (region.defined()) {
+      // The region on the input: its pixels as they are, the rest dimmed.
+      const auto up = torch::nn::functional::interpolate(
+          region.to(torch::kCPU).unsqueeze(0).unsqueeze(0),
+          torch::nn::functional::InterpolateFuncOptions()
+              .size(std::vector<int64_t>{rgb.size(1), rgb.size(2)})
+              .mode(torch::kNearest))[0];
+      const std::string region_file = "images/" + stem + "_region.png";
+      save_png((stage / region_file).string(), rgb * (0.25 + 0.75 * up));
+      const double pixels = region.sum().item<double>();
+      region_json = {{"file", region_file},
+                     {"pixels", static_cast<int64_t>(pixels)},
+                     {"share", pixels / static_cast<double>(region.numel())}};
+    }
     std::string timing;
     for (size_t m = 0; m < method_names.size(); ++m) {
       const MethodInfo& info = find_method(method_names[m]);
@@ -336,7 +386,7 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
                      stem.c_str(), info.name.c_str(), m + 1, method_names.size());
       }
       const auto start = std::chrono::steady_clock::now();
-      auto result = instances[m]->explain(*model, x, Target::class_logit(target));
+      auto result = instances[m]->explain(*model, x, prepared[i].explained);
       result.raw = result.raw.detach().to(torch::kCPU);
       for (auto& [name, value] : result.extras) value = value.detach().to(torch::kCPU);
       const double ms = 1000.0 * std::chrono::duration<double>(
@@ -348,15 +398,21 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
                  render_view(view, result, 0, rgb));
       }
     }
-    std::fprintf(stderr, "%sdemo: [%zu/%zu] %s: %s (%.2f);%s%s\n", tty ? "\r" : "", i + 1,
-                 paths.size(), stem.c_str(), class_name(target, names).c_str(),
-                 probs[target].item<double>(), timing.c_str(), tty ? "\033[K" : "");
-    images.push_back({{"stem", stem},
-                      {"file", input_file},
-                      {"source", path.filename().string()},
-                      {"target", target},
-                      {"target_name", class_name(target, names)},
-                      {"probability", probs[target].item<double>()}});
+    const std::string over =
+        region.defined() ? " over " + std::to_string(region_json["pixels"].get<int64_t>()) +
+                               " pixels predicted as it"
+                         : "";
+    std::fprintf(stderr, "%sdemo: [%zu/%zu] %s: %s (%.2f)%s;%s%s\n", tty ? "\r" : "", i + 1,
+                 paths.size(), stem.c_str(), class_name(target, names).c_str(), probability,
+                 over.c_str(), timing.c_str(), tty ? "\033[K" : "");
+    json entry = {{"stem", stem},
+                  {"file", input_file},
+                  {"source", path.filename().string()},
+                  {"target", target},
+                  {"target_name", class_name(target, names)},
+                  {"probability", probability}};
+    if (region.defined()) entry["region"] = region_json;
+    images.push_back(entry);
   }
 
   json methods_json = json::array();
@@ -405,7 +461,9 @@ void setup_demo(CLI::App& app) {
       "columns: images), one page per image, and each method's time\n"
       "  e.g. cnnvis demo                      (the built-in demo model on its shape scenes)\n"
       "       cnnvis demo --model vgg16 --weights vgg16-397923af.pth --images photos/\n"
-      "  then open demo/index.html; `cnnvis evaluate` adds an evaluation page");
+      "       cnnvis demo --model densenet121.pt --images photos/   (a TorchScript file)\n"
+      "  then open demo/index.html; `cnnvis evaluate` adds an evaluation page. A segmentation\n"
+      "  model explains a class over the pixels predicted as it, shown beside each input");
   add_model_options(*sub, o->model, "demo");
   sub->add_option("--images,-i", o->images,
                   "folder of images (files ending in _mask are skipped); default: the demo "
@@ -413,7 +471,8 @@ void setup_demo(CLI::App& app) {
   sub->add_option("--methods", o->methods,
                   "comma-separated methods (see `cnnvis list`); default: all");
   sub->add_option("--target,-t", o->target,
-                  "class to explain in every image (index or name); default: each image's top-1");
+                  "class to explain in every image (index or name); default: each image's top-1 "
+                  "(a segmentation model: the class predicted at most pixels)");
   sub->add_option("--out,-o", o->out, "gallery folder (created if missing)")
       ->capture_default_str();
   sub->add_option("--synthesis", o->synthesis,

@@ -65,7 +65,9 @@ std::map<std::string, MethodParams> method_options(const std::vector<std::string
 const char* kLegend =
     "pointing game: share of images whose map maximum is on the object (within the margin); "
     "energy: share of the positive map mass on the object; deletion/insertion AUC: area under "
-    "the target-class probability as pixels are removed / inserted in the map's order (RISE); "
+    "the target-class probability as pixels are removed / inserted in the map's order (RISE; a "
+    "segmentation model: the class's mean probability over the object, whose logits it "
+    "explains); "
     "rank correlation: Spearman correlation with the map of a model whose top layer / all "
     "layers were re-initialized (a faithful method drops towards 0); ms per image: the map "
     "alone. Baselines: a random map and a centred Gaussian.";

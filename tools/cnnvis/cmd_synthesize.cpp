@@ -207,15 +207,18 @@ at::Tensor contact_sheet(const at::Tensor& images) {
   return sheet;
 }
 
-std::string top_class(Model& model, const at::Tensor& x) {
+// "281 tabby (p 0.912)": the class the model sees in x [1, 3, H, W] (a segmentation model:
+// the class predicted at most pixels, with its mean probability over the image).
+std::string describe_top_class(Model& model, const at::Tensor& x) {
   torch::NoGradGuard no_grad;
-  const auto p = torch::softmax(model.forward(x).output, 1)[0];
-  const int64_t c = p.argmax().item<int64_t>();
+  const auto out = model.forward(x).output;
+  const int64_t c = top_class(out);
   const auto names = model.class_names();
   std::ostringstream s;
   s << c;
   if (c < static_cast<int64_t>(names.size())) s << " " << names[static_cast<size_t>(c)];
-  s << " (p " << std::fixed << std::setprecision(3) << p[c].item<double>() << ")";
+  s << " (p " << std::fixed << std::setprecision(3) << class_probability(out, c)[0].item<double>()
+    << ")";
   return s.str();
 }
 
@@ -292,10 +295,7 @@ void run(const SynthOptions& o, const std::string& kind) {
       throw usage_error("--score " + o.score + ": expected log-prob or logit");
     }
     std::vector<int64_t> classes(static_cast<size_t>(o.batch), c);
-    target = o.score == "logit" ? Target::class_logit(c) : class_log_probability_target(classes);
-    if (o.score == "logit" && o.batch > 1) {
-      throw usage_error("--batch with --score logit: use --score log-prob");
-    }
+    target = o.score == "logit" ? class_logit_target(classes) : class_log_probability_target(classes);
     s = with_overrides(class_model_preset(o.regularize), o, pre.size);
     for (int64_t k = 0; k < o.batch; ++k) {
       names.push_back(stem + "_class" + std::to_string(c) + "_" + o.regularize +
@@ -412,8 +412,8 @@ void run(const SynthOptions& o, const std::string& kind) {
     std::cout << "wrote " << path;
     if (kind == "invert") {
       std::cout << "  (normalized distance " << -result.final_score[i].item<double>() / data_weight
-                << "; classified " << top_class(*model, result.image.slice(0, i, i + 1))
-                << ", the image " << top_class(*model, image) << ")\n";
+                << "; classified " << describe_top_class(*model, result.image.slice(0, i, i + 1))
+                << ", the image " << describe_top_class(*model, image) << ")\n";
     } else {
       const double before = result.initial_score[i].item<double>();
       const double after = result.final_score[i].item<double>();
@@ -505,7 +505,8 @@ void setup_synthesize(CLI::App& app) {
       "class",
       "maximize a class score (log-probability, or the logit with --score logit) minus a "
       "regularizer (Simonyan et al. 2014; Yosinski et al. 2015 "
-      "with --regularize yosinski); starts from the mean colour, Adam lr 0.1, 200 steps");
+      "with --regularize yosinski); starts from the mean colour, Adam lr 0.1, 200 steps;\n"
+      "a segmentation model maximizes the class's mean score over the output's pixels");
   cls->add_option("--target,-t", c->target, "class index or name")->required();
   cls->add_option("--regularize", c->regularize,
                   "none, l2 (l2 = 1), l1 (l1 = 1), or yosinski (decay 1e-4, blur 0.5 px every 4 "

@@ -103,6 +103,14 @@ std::string image_header(const json& image) {
                     html_escape(image["stem"].get<std::string>()) + "\"></a><br>" +
                     html_escape(image["target_name"].get<std::string>()) + " (" +
                     fixed(image["probability"].get<double>(), 2) + ")";
+  // A segmentation model's region (the pixels predicted as the class), on the input.
+  if (image.contains("region")) {
+    const auto& region = image["region"];
+    out += "<br><img class=\"thumb\" src=\"" + html_escape(region["file"].get<std::string>()) +
+           "\" alt=\"region\"><br><span class=\"time\">over " +
+           std::to_string(region["pixels"].get<int64_t>()) + " output pixels (" +
+           fixed(100.0 * region["share"].get<double>(), 1) + "%)</span>";
+  }
   return out;
 }
 
@@ -176,7 +184,16 @@ void write_image_page(const fs::path& folder, const json& gallery, size_t index,
           "\" alt=\"input\"><br>input " + html_escape(image["source"].get<std::string>()) +
           "; explained class: " + std::to_string(image["target"].get<int64_t>()) + " " +
           html_escape(image["target_name"].get<std::string>()) + " (probability " +
-          fixed(image["probability"].get<double>(), 3) + ")</p>\n<table class=\"image\">\n";
+          fixed(image["probability"].get<double>(), 3) + ")</p>\n";
+  if (image.contains("region")) {
+    const auto& region = image["region"];
+    body += "<p><img class=\"full\" src=\"" + html_escape(region["file"].get<std::string>()) +
+            "\" alt=\"region\"><br>the region explained: the class's logits summed over the " +
+            std::to_string(region["pixels"].get<int64_t>()) + " output pixels (" +
+            fixed(100.0 * region["share"].get<double>(), 1) +
+            "%) predicted as it; the probability is its mean there</p>\n";
+  }
+  body += "<table class=\"image\">\n";
   for (const auto& method : gallery["methods"]) {
     const std::string name = method["name"];
     body += "<tr class=\"first\" data-method=\"" + html_escape(name) + "\"><td class=\"label\"><b>" +

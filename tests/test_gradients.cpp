@@ -24,6 +24,8 @@
 #include "cnnvis/methods/occlusion.hpp"
 #include "cnnvis/methods/vanilla.hpp"
 #include "cnnvis/models/zoo.hpp"
+#include "cnnvis/strategy.hpp"
+#include "expect_error.hpp"
 #include "tiny_net.hpp"
 
 namespace cnnvis {
@@ -387,6 +389,18 @@ class ThreadsGuard {
   int previous_;
 };
 
+// Sets the process's gradient strategy for a scope.
+class StrategyGuard {
+ public:
+  explicit StrategyGuard(GradientStrategy s) : previous_(gradient_strategy()) {
+    set_gradient_strategy(s);
+  }
+  ~StrategyGuard() { set_gradient_strategy(previous_); }
+
+ private:
+  GradientStrategy previous_;
+};
+
 // TinyNet that allows concurrent forward passes and records the threads and batch sizes of
 // its forward passes.
 class ConcurrentTinyNet : public TinyNet {
@@ -411,6 +425,7 @@ class ConcurrentTinyNet : public TinyNet {
 
 TEST(GradientThreads, RowsSplitOverThreadsGiveTheSameGradients) {
   ThreadsGuard threads(2);
+  StrategyGuard split_always(GradientStrategy::kSplit);
   TinyNet serial;  // the same weights (TinyNet seeds them), never split
   ConcurrentTinyNet split;
   split.module().eval();  // a model in training mode is never split
@@ -450,6 +465,7 @@ TEST(GradientThreads, RowsSplitOverThreadsGiveTheSameGradients) {
 
 TEST(GradientThreads, AWorkersErrorReachesTheCallerAndTheThreadCountIsRestored) {
   ThreadsGuard threads(2);
+  StrategyGuard split_always(GradientStrategy::kSplit);
   ConcurrentTinyNet model;
   model.module().eval();
   const auto x = torch::randn({4, 3, 6, 6}, torch::kDouble);
@@ -477,6 +493,7 @@ TEST(GradientThreads, AWorkersErrorReachesTheCallerAndTheThreadCountIsRestored) 
 // kernels, and a random ResNet amplifies their rounding).
 TEST(GradientThreads, ZooModelsSplitIntegratedGradients) {
   ThreadsGuard threads(2);
+  StrategyGuard split_always(GradientStrategy::kSplit);
   auto model = make_model("resnet18");
   randomize_weights(*model, 3);
   model->module().to(torch::kDouble);
@@ -489,6 +506,68 @@ TEST(GradientThreads, ZooModelsSplitIntegratedGradients) {
   const auto ten = make_method("integrated-gradients", {{"steps", "10"}, {"batch", "10"}})
                        ->attribute(*model, x, t);
   EXPECT_LT(relative_error(ten, one), 1e-10);
+}
+
+// The measured strategy: a warm-up call, then split and batched twice each (every call doing
+// its work), then the faster by its fastest call for that key; batched or split fixed by the
+// policy; the same gradients whichever runs.
+TEST(GradientThreads, StrategyIsMeasuredThenKept) {
+  using detail::StrategyChooser;
+  const auto feed = [](std::vector<double> ms) {
+    StrategyChooser c;
+    std::vector<GradientStrategy> order;
+    for (double t : ms) {
+      order.push_back(c.next());
+      c.record(order.back(), t);
+    }
+    order.push_back(c.next());
+    return std::make_pair(order, c.decided());
+  };
+  using S = GradientStrategy;
+  // warm-up 500 (not counted), split 100, batched 90, split 80, batched 85: split wins.
+  auto [order, decided] = feed({500, 100, 90, 80, 85});
+  EXPECT_TRUE(decided);
+  EXPECT_EQ(order, (std::vector<S>{S::kBatched, S::kSplit, S::kBatched, S::kSplit, S::kBatched,
+                                   S::kSplit}));
+  EXPECT_EQ(feed({1, 100, 70, 80, 85}).first.back(), S::kBatched);
+  EXPECT_EQ(feed({1, 80, 80, 90, 90}).first.back(), S::kBatched);  // a tie: the plain pass
+  EXPECT_EQ(feed({1, 97, 100, 98, 100}).first.back(), S::kBatched);  // 3% faster: noise
+  EXPECT_FALSE(feed({1, 2, 3, 4}).second);                          // still measuring
+  EXPECT_EQ(parse_gradient_strategy("split"), S::kSplit);
+  testing::expect_error([] { parse_gradient_strategy("fast"); }, "expected auto, batched or split");
+
+  ThreadsGuard threads(2);
+  StrategyGuard automatic(S::kAuto);
+  reset_gradient_strategy_measurements();
+  ConcurrentTinyNet model;
+  model.module().eval();
+  TinyNet serial;
+  const auto x = torch::randn({5, 3, 8, 8}, torch::kDouble);
+  const auto t = Target::class_logits({0, 2, 1, 1, 0});
+  const auto reference = input_gradient(serial, x, t);
+  for (int call = 0; call < 6; ++call) {
+    model.rows.clear();
+    EXPECT_TRUE(torch::allclose(input_gradient(model, x, t), reference, 1e-12, 1e-14));
+    const bool split = model.rows.size() == 3;  // rows 1, 2, 2 on the workers; else one pass of 5
+    if (call < 5) EXPECT_EQ(split, call % 2 == 1) << "call " << call;
+    if (call == 4) {
+      const auto report = gradient_strategy_report();
+      ASSERT_EQ(report.size(), 1u);
+      EXPECT_EQ(report[0].key, "tiny [5, 3, 8, 8] Double, 2 threads");
+      EXPECT_EQ(report[0].batched_ms.size(), 2u);
+      EXPECT_EQ(report[0].split_ms.size(), 2u);
+      EXPECT_TRUE(report[0].choice == "batched" || report[0].choice == "split") << report[0].choice;
+    }
+    if (call == 5) EXPECT_EQ(split, gradient_strategy_report()[0].choice == "split");
+  }
+  {
+    StrategyGuard batched(S::kBatched);
+    model.rows.clear();
+    input_gradient(model, x, t);
+    EXPECT_EQ(model.rows, (std::vector<int64_t>{5}));
+  }
+  reset_gradient_strategy_measurements();
+  EXPECT_TRUE(gradient_strategy_report().empty());
 }
 
 TEST(Targets, RowsOfABatch) {

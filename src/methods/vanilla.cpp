@@ -8,12 +8,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <exception>
 #include <thread>
 #include <vector>
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
+#include "cnnvis/strategy.hpp"
 #include "methods/common.hpp"
 
 namespace cnnvis {
@@ -53,16 +56,14 @@ int64_t split_workers(Model& model, const at::Tensor& input) {
 #endif
 }
 
-}  // namespace
-
-at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& target) {
-  const int64_t workers = split_workers(model, input);
-  if (workers < 2) return gradient_of_rows(model, input, target);
+at::Tensor split_gradient(Model& model, const at::Tensor& input, const Target& target,
+                          int64_t workers) {
   // Data parallel over the rows: `workers` threads, each with its share of the intra-op
   // threads (usually one) and a contiguous block of the rows, which it runs kRowsPerPass at a
-  // time. On a CPU this beats running the batch with every thread inside each layer: the
-  // layers of one small image do not keep several cores busy. Each worker carries the
-  // caller's thread-local state (grad mode, ...).
+  // time. On some CPUs this beats running the batch with every thread inside each layer (the
+  // layers of one small image do not keep several cores busy), on others it loses: which one
+  // runs is measured (input_gradient, cnnvis/strategy.hpp). Each worker carries the caller's
+  // thread-local state (grad mode, ...).
   const int threads = at::get_num_threads();
   const int64_t n = input.size(0);
   auto out = at::empty_like(input, at::MemoryFormat::Contiguous);
@@ -103,6 +104,36 @@ at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& t
     if (e) std::rethrow_exception(e);
   }
   return out;
+}
+
+}  // namespace
+
+at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& target) {
+  const int64_t workers = split_workers(model, input);
+  if (workers < 2) return gradient_of_rows(model, input, target);
+  const GradientStrategy policy = gradient_strategy();
+  if (policy == GradientStrategy::kBatched) return gradient_of_rows(model, input, target);
+  if (policy == GradientStrategy::kSplit) return split_gradient(model, input, target, workers);
+  // Measured: the chooser of this model, batch shape, dtype and thread count says which
+  // strategy this call runs (every call does its real work) and takes its time.
+  const std::string key = model.name() + " " + c10::str(input.sizes()) + " " +
+                          c10::toString(input.scalar_type()) + ", " +
+                          std::to_string(at::get_num_threads()) + " threads";
+  GradientStrategy strategy;
+  {
+    std::lock_guard<std::mutex> lock(detail::strategy_mutex());
+    strategy = detail::strategy_chooser(key).next();
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto g = strategy == GradientStrategy::kSplit ? split_gradient(model, input, target, workers)
+                                                : gradient_of_rows(model, input, target);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  {
+    std::lock_guard<std::mutex> lock(detail::strategy_mutex());
+    detail::strategy_chooser(key).record(strategy, ms);
+  }
+  return g;
 }
 
 at::Tensor VanillaGradient::attribute(Model& model, const at::Tensor& input,

@@ -13,6 +13,7 @@
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
 #include "cnnvis/method.hpp"
+#include "cnnvis/strategy.hpp"
 #include "cnnvis/target.hpp"
 #include "common.hpp"
 
@@ -181,6 +182,16 @@ void run_bench(const BenchOptions& o) {
       {"peak_rss_mb", static_cast<double>(usage.ru_maxrss) / 1024.0},
       {"options", params},
   };
+  // What the measured gradient strategy chose (cnnvis/strategy.hpp), per batch shape.
+  nlohmann::json strategies = nlohmann::json::array();
+  for (const auto& r : gradient_strategy_report()) {
+    strategies.push_back({{"key", r.key},
+                          {"choice", r.choice},
+                          {"batched_ms", r.batched_ms},
+                          {"split_ms", r.split_ms}});
+  }
+  out["gradient_strategy"] = {{"policy", to_string(gradient_strategy())},
+                              {"measured", strategies}};
   if (!reference.is_null()) out["batched_forward"] = reference;
   if (!versus.is_null()) out["versus"] = versus;
   std::cout << out.dump(2) << "\n";

@@ -11,6 +11,7 @@
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
+#include "cnnvis/strategy.hpp"
 #include "common.hpp"
 
 namespace {
@@ -67,8 +68,18 @@ int main(int argc, char** argv) {
                  "refuse input images larger than this, from their header before decoding "
                  "(default 100)")
       ->check(cnnvis::cli::number_range(0, 1e6, /*min_open=*/true));
+  std::string strategy = "auto";
+  app.add_option("--gradient-strategy", strategy,
+                 "how a batch of gradients (integrated gradients, SmoothGrad, several images) "
+                 "runs on the CPU: batched (one pass, all threads in each layer), split (one "
+                 "single-threaded worker per thread) or auto (the first calls time both, then "
+                 "the faster is kept; `cnnvis bench` shows the choice). Fix it for runs "
+                 "identical to the last bit")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "batched", "split"}));
   app.parse_complete_callback([&] {
     at::set_num_threads(threads);
+    cnnvis::set_gradient_strategy(cnnvis::parse_gradient_strategy(strategy));
     cnnvis::set_image_pixel_limit(std::max<int64_t>(1, std::llround(megapixels * 1e6)));
   });
 

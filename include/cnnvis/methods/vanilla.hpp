@@ -8,8 +8,9 @@ namespace cnnvis {
 
 // d target.score / d input, [N, 3, H, W]. Uses the model's current ReLU mode, so inside a
 // ReluModeGuard(kGuided) this is guided backprop. Parameters get no gradient. On a CPU, a
-// batch of several images is split over the intra-op threads, two images per thread and pass,
-// if the model allows it (Model::concurrent_forward).
+// batch of several images runs as one pass or split over the intra-op threads (two images per
+// thread and pass, if the model allows it: Model::concurrent_forward), whichever is measured
+// faster on this machine for this model, shape and thread count (cnnvis/strategy.hpp).
 at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& target);
 
 class VanillaGradient : public Method {

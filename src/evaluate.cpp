@@ -442,8 +442,9 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   const int64_t h = set.images.size(2), w = set.images.size(3);
   if (set.images.dim() != 4 || set.masks.dim() != 3 || set.masks.size(0) != n ||
       set.masks.size(1) != h || set.masks.size(2) != w ||
-      static_cast<int64_t>(set.targets.size()) != n) {
-    throw usage_error("evaluate: images [N,3,H,W], masks [N,H,W] and N targets expected");
+      static_cast<int64_t>(set.targets.size()) != n ||
+      static_cast<int64_t>(set.names.size()) != n) {
+    throw usage_error("evaluate: images [N,3,H,W], masks [N,H,W], N targets and N names expected");
   }
   if (o.batch < 1) throw usage_error("evaluate: batch must be >= 1");
   const auto device = device_of(model, set.images);

@@ -25,7 +25,7 @@ GradientStrategy parse_gradient_strategy(const std::string& name) {
   if (name == "auto") return GradientStrategy::kAuto;
   if (name == "batched") return GradientStrategy::kBatched;
   if (name == "split") return GradientStrategy::kSplit;
-  throw usage_error("gradient strategy '" + name + "': expected auto, batched or split");
+  throw usage_error("--gradient-strategy " + name + ": expected auto, batched or split");
 }
 
 const char* to_string(GradientStrategy strategy) {

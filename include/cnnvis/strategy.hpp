@@ -3,6 +3,7 @@
 // path points, SmoothGrad's noisy copies, guided backprop or vanilla of several images), chosen
 // on the machine at run time: which is faster depends on the CPU, the model, the input size and
 // the thread count, so no choice is made in advance.
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -54,6 +55,10 @@ class StrategyChooser {
   GradientStrategy next() const;
   void record(GradientStrategy strategy, double ms);
   bool decided() const { return decided_; }
+  // A measured call is running: a concurrent caller of the same key runs batched, unmeasured
+  // (two calls at once would skew each other's times).
+  bool busy() const { return busy_; }
+  void set_busy(bool busy) { busy_ = busy; }
   GradientStrategy choice() const { return choice_; }
   const std::vector<double>& batched_ms() const { return batched_; }
   const std::vector<double>& split_ms() const { return split_; }
@@ -62,6 +67,7 @@ class StrategyChooser {
   static constexpr size_t kSamples = 2;
   static constexpr double kSplitMargin = 0.95;  // split's fastest call < 0.95 x batched's
   bool warmed_up_ = false;
+  bool busy_ = false;
   bool decided_ = false;
   GradientStrategy choice_ = GradientStrategy::kBatched;
   std::vector<double> batched_, split_;

@@ -45,7 +45,9 @@ class Target {
   // Any callable from the output and the taps it names to a score [N]. The score of image i
   // must depend on row i of the output and taps only (methods batch copies of an image and
   // may score slices of a batch). With a model whose concurrent_forward() is true, it may be
-  // called from several threads at once.
+  // called from several threads at once. Synthesis treats a target that names taps as reading
+  // those layers only: it stops the forward pass after them, so ForwardResult::output is then
+  // undefined (a score that needs the output names no taps, or reads the logits as a tap).
   static Target custom(ScoreFn score, std::vector<std::string> taps, std::string description);
   // The same target for a batch in which every image is repeated k times in a row (the order
   // of input.repeat_interleave(k, 0)), as integrated gradients and SmoothGrad evaluate.

@@ -120,10 +120,26 @@ at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& t
                           c10::toString(input.scalar_type()) + ", " +
                           std::to_string(at::get_num_threads()) + " threads";
   GradientStrategy strategy;
+  bool measured;
   {
     std::lock_guard<std::mutex> lock(detail::strategy_mutex());
-    strategy = detail::strategy_chooser(key).next();
+    auto& chooser = detail::strategy_chooser(key);
+    measured = !chooser.decided() && !chooser.busy();
+    strategy = chooser.busy() ? GradientStrategy::kBatched : chooser.next();
+    if (measured) chooser.set_busy(true);
   }
+  if (!measured) {
+    return strategy == GradientStrategy::kSplit ? split_gradient(model, input, target, workers)
+                                                : gradient_of_rows(model, input, target);
+  }
+  // Not busy any more when the call ends, also by an exception (which records nothing).
+  struct Release {
+    const std::string& key;
+    ~Release() {
+      std::lock_guard<std::mutex> lock(detail::strategy_mutex());
+      detail::strategy_chooser(key).set_busy(false);
+    }
+  } release{key};
   const auto start = std::chrono::steady_clock::now();
   auto g = strategy == GradientStrategy::kSplit ? split_gradient(model, input, target, workers)
                                                 : gradient_of_rows(model, input, target);

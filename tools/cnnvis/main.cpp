@@ -76,7 +76,16 @@ int main(int argc, char** argv) {
                  "the faster is kept; `cnnvis bench` shows the choice). Fix it for runs "
                  "identical to the last bit")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "batched", "split"}));
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            try {
+              cnnvis::parse_gradient_strategy(value);
+            } catch (const cnnvis::Error&) {
+              return std::string("expected auto, batched or split, got '" + value + "'");
+            }
+            return std::string();
+          },
+          "auto|batched|split"));
   app.parse_complete_callback([&] {
     at::set_num_threads(threads);
     cnnvis::set_gradient_strategy(cnnvis::parse_gradient_strategy(strategy));

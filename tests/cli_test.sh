@@ -106,6 +106,14 @@ if /usr/bin/python3 "$SRC/tests/python/save_torchscript.py" "$TS"; then
     --filter 3 --steps 3 --out "$work/ts_syn" > "$work/stdout" 2>&1 \
     && [ -s "$work/ts_syn/resnet18_trace_layer2.0.conv1_filter3.png" ] && ok \
     || fail "synthesize on TorchScript: $(cat "$work/stdout")"
+  # Without a layer graph, a layer objective still stops after its layer: DenseNet-121 takes a
+  # 16 px image for features.denseblock2, not for a class (its last transition pools a 1x1 map).
+  "$CNNVIS" synthesize filter --model "$TS/densenet121_script.pt" --size 16 --layer features.denseblock2 \
+    --filter 0 --steps 2 --out "$work/ts_syn" > "$work/stdout" 2>&1 \
+    && [ -s "$work/ts_syn/densenet121_script_features.denseblock2_filter0.png" ] && ok \
+    || fail "synthesize on DenseNet at 16 px: $(cat "$work/stdout")"
+  expect 2 "--size 16: .*densenet121_script.pt takes inputs of at least" "$CNNVIS" synthesize class \
+    --model "$TS/densenet121_script.pt" --size 16 --target 1 --steps 2 --out "$work/out"
   "$CNNVIS" demo --model "$TS/resnet18_script.pt" --images "$SRC/data/scenes" --methods vanilla,grad-cam \
     --size 64 --out "$work/ts_demo" > "$work/stdout" 2>&1 && [ -s "$work/ts_demo/index.html" ] \
     && [ -s "$work/ts_demo/gallery.json" ] && ok || fail "demo on TorchScript: $(cat "$work/stdout")"

@@ -326,7 +326,10 @@ void run(const SynthOptions& o, const std::string& kind) {
   const auto count = static_cast<int64_t>(names.size());
   const int64_t per_run = kind == "invert" ? 1 : count;  // invert: one run per layer
   const int64_t side = image.defined() ? image.size(2) : s.size;
-  check_model_input(*model, side, "--size", per_run);
+  // A layer objective runs the network up to its layers only (Model::forward_taps): so does
+  // the size probe.
+  const std::vector<std::string> needed = kind == "invert" ? layers : target.taps();
+  check_model_input(*model, side, "--size", per_run, "", needed);
   const int64_t padded = side + 2 * s.pad;
   if (padded > kMaxSide) {
     throw usage_error("--pad " + std::to_string(s.pad) + ": the padded image would be " +
@@ -341,7 +344,7 @@ void run(const SynthOptions& o, const std::string& kind) {
     } else {
       given << "--scale " << s.scale;
     }
-    check_model_input(*model, seen, s.pad > 0 ? "--pad" : "--size", per_run, given.str());
+    check_model_input(*model, seen, s.pad > 0 ? "--pad" : "--size", per_run, given.str(), needed);
   }
   if (s.every > 0) {
     const double snapshots = static_cast<double>(s.steps / s.every) *

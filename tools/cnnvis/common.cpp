@@ -362,19 +362,29 @@ std::string format_bytes(double bytes) {
 }
 
 void check_model_input(Model& model, int64_t side, const std::string& option, int64_t images,
-                       const std::string& given_text) {
+                       const std::string& given_text, const std::vector<std::string>& needed) {
   const auto parameters = model.module().parameters();
   auto options = torch::TensorOptions().dtype(torch::kFloat);
   if (!parameters.empty()) options = parameters.front().options().requires_grad(false);
   std::vector<std::string> names;
   for (const auto& info : model.layers()) names.push_back(info.name);
+  if (!needed.empty()) {  // the layers up to the last one needed, in forward order
+    size_t last = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (std::find(needed.begin(), needed.end(), names[i]) != needed.end()) last = i;
+    }
+    names.resize(last + 1);
+  }
   // One forward pass of zeros: does the network take s x s, and how many floats do its
   // layers' outputs hold then?
   auto takes = [&](int64_t s, double* floats) {
     try {
       torch::InferenceMode guard;
-      const auto result = model.forward(torch::zeros({1, 3, s, s}, options),
-                                        floats != nullptr ? names : std::vector<std::string>{});
+      const auto zeros = torch::zeros({1, 3, s, s}, options);
+      const auto result =
+          !needed.empty()
+              ? model.forward_taps(zeros, floats != nullptr ? names : needed)
+              : model.forward(zeros, floats != nullptr ? names : std::vector<std::string>{});
       if (floats != nullptr) {
         *floats = 3.0 * static_cast<double>(s * s);
         for (const auto& [name, tap] : result.taps) *floats += static_cast<double>(tap.numel());

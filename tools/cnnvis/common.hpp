@@ -85,8 +85,12 @@ int64_t input_side(const Preprocess& pre);
 // both (the zoo's networks take every side from their smallest up; activations grow with the
 // area). The memory check runs on the CPU only (MemAvailable of /proc/meminfo).
 // `given` replaces "OPTION SIDE" at the start of the message (synthesis: "--pad 12").
+// `needed`: the layers an objective reads (synthesis); the probe then runs the network up to
+// the last of them only (Model::forward_taps), as synthesis itself does, and the memory
+// estimate counts the layers up to there.
 void check_model_input(Model& model, int64_t side, const std::string& option,
-                       int64_t images = 1, const std::string& given = "");
+                       int64_t images = 1, const std::string& given = "",
+                       const std::vector<std::string>& needed = {});
 
 // The bytes the machine can still give (MemAvailable), or -1 when unknown.
 int64_t available_memory();

@@ -461,28 +461,26 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   // A dense output (segmentation): each image's class over its object, at the output's
   // resolution.
   at::Tensor regions;  // [N, h, w] float 0/1 on the CPU, for a dense output
+  at::Tensor probe;    // image 0's output
   {
-    at::Tensor probe;
-    {
-      torch::InferenceMode guard;  // not around the regions: the targets use them with autograd
-      probe = model.forward(inputs.slice(0, 0, 1).to(device)).output;
-    }
-    if (probe.dim() == 4) {
-      regions = torch::nn::functional::interpolate(
-                    set.masks.to(torch::kFloat).unsqueeze(1),
-                    torch::nn::functional::InterpolateFuncOptions()
-                        .size(std::vector<int64_t>{probe.size(2), probe.size(3)})
-                        .mode(torch::kNearest))
-                    .squeeze(1)
-                    .gt(0.5)
-                    .to(torch::kFloat);
-      for (int64_t i = 0; i < n; ++i) {
-        if (regions[i].sum().item<double>() == 0) {
-          throw usage_error("evaluate: " + set.names[i] + ": its object covers no pixel of the "
-                            "model's " + std::to_string(probe.size(2)) + "x" +
-                            std::to_string(probe.size(3)) + " output; give a larger mask or "
-                            "a larger --size");
-        }
+    torch::InferenceMode guard;  // not around the regions: the targets use them with autograd
+    probe = model.forward(inputs.slice(0, 0, 1).to(device)).output;
+  }
+  if (probe.dim() == 4) {
+    regions = torch::nn::functional::interpolate(
+                  set.masks.to(torch::kFloat).unsqueeze(1),
+                  torch::nn::functional::InterpolateFuncOptions()
+                      .size(std::vector<int64_t>{probe.size(2), probe.size(3)})
+                      .mode(torch::kNearest))
+                  .squeeze(1)
+                  .gt(0.5)
+                  .to(torch::kFloat);
+    for (int64_t i = 0; i < n; ++i) {
+      if (regions[i].sum().item<double>() == 0) {
+        throw usage_error("evaluate: " + set.names[i] + ": its object covers no pixel of the "
+                          "model's " + std::to_string(probe.size(2)) + "x" +
+                          std::to_string(probe.size(3)) + " output; give a larger mask or "
+                          "a larger --size");
       }
     }
   }
@@ -491,7 +489,7 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   for (int64_t i = 0; i < n; ++i) {
     if (targets[i] < 0) {
       torch::InferenceMode guard;
-      const auto out = model.forward(inputs.slice(0, i, i + 1).to(device)).output;
+      const auto out = i == 0 ? probe : model.forward(inputs.slice(0, i, i + 1).to(device)).output;
       targets[i] = dense ? top_class(out, regions[i]) : top_class(out);
     }
   }

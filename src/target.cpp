@@ -29,6 +29,15 @@ void check_classes(const std::vector<int64_t>& indices, const at::Tensor& logits
   check_range(indices, logits.size(1));
 }
 
+// A region [h, w] for a dense output [N, C, h, w]; `what` starts the message.
+void check_region(const char* what, const at::Tensor& region, const at::Tensor& output) {
+  if (region.dim() != 2 || region.size(0) != output.size(2) || region.size(1) != output.size(3)) {
+    throw usage_error(std::string(what) + ": the region " + c10::str(region.sizes()) +
+                      " does not match the output's " + std::to_string(output.size(2)) + "x" +
+                      std::to_string(output.size(3)) + " pixels");
+  }
+}
+
 }  // namespace
 
 Target Target::class_logit(int64_t index) {
@@ -139,11 +148,7 @@ int64_t top_class(const at::Tensor& output, const at::Tensor& region) {
   }
   auto predicted = output[0].detach().argmax(0);
   if (region.defined()) {
-    if (region.dim() != 2 || region.size(0) != output.size(2) || region.size(1) != output.size(3)) {
-      throw usage_error("top class: the region " + c10::str(region.sizes()) +
-                        " does not match the output's " + std::to_string(output.size(2)) + "x" +
-                        std::to_string(output.size(3)) + " pixels");
-    }
+    check_region("top class", region, output);
     predicted = predicted.masked_select(region.to(predicted.device()).ne(0));
   }
   if (predicted.numel() == 0) throw usage_error("top class: the region has no pixel");
@@ -159,11 +164,7 @@ at::Tensor class_probability(const at::Tensor& output, int64_t index, const at::
   const auto p = at::softmax(output.detach().to(at::kDouble), 1).select(1, index);
   if (output.dim() == 2) return p.to(at::kCPU);
   if (!region.defined()) return p.mean({1, 2}).to(at::kCPU);
-  if (region.dim() != 2 || region.size(0) != output.size(2) || region.size(1) != output.size(3)) {
-    throw usage_error("class probability: the region " + c10::str(region.sizes()) +
-                      " does not match the output's " + std::to_string(output.size(2)) + "x" +
-                      std::to_string(output.size(3)) + " pixels");
-  }
+  check_region("class probability", region, output);
   const auto w = region.to(p.options());
   const double total = w.sum().item<double>();
   if (total <= 0) throw usage_error("class probability: the region has no pixel");

@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <mutex>
 #include <exception>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -111,9 +111,12 @@ at::Tensor split_gradient(Model& model, const at::Tensor& input, const Target& t
 at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& target) {
   const int64_t workers = split_workers(model, input);
   if (workers < 2) return gradient_of_rows(model, input, target);
+  const auto run = [&](GradientStrategy strategy) {
+    return strategy == GradientStrategy::kSplit ? split_gradient(model, input, target, workers)
+                                                : gradient_of_rows(model, input, target);
+  };
   const GradientStrategy policy = gradient_strategy();
-  if (policy == GradientStrategy::kBatched) return gradient_of_rows(model, input, target);
-  if (policy == GradientStrategy::kSplit) return split_gradient(model, input, target, workers);
+  if (policy != GradientStrategy::kAuto) return run(policy);
   // Measured: the chooser of this model, batch shape, dtype and thread count says which
   // strategy this call runs (every call does its real work) and takes its time.
   const std::string key = model.name() + " " + c10::str(input.sizes()) + " " +
@@ -128,10 +131,7 @@ at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& t
     strategy = chooser.busy() ? GradientStrategy::kBatched : chooser.next();
     if (measured) chooser.set_busy(true);
   }
-  if (!measured) {
-    return strategy == GradientStrategy::kSplit ? split_gradient(model, input, target, workers)
-                                                : gradient_of_rows(model, input, target);
-  }
+  if (!measured) return run(strategy);
   // Not busy any more when the call ends, also by an exception (which records nothing).
   struct Release {
     const std::string& key;
@@ -141,8 +141,7 @@ at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& t
     }
   } release{key};
   const auto start = std::chrono::steady_clock::now();
-  auto g = strategy == GradientStrategy::kSplit ? split_gradient(model, input, target, workers)
-                                                : gradient_of_rows(model, input, target);
+  auto g = run(strategy);
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   {

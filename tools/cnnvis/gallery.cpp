@@ -96,6 +96,12 @@ std::string meta(const json& gallery) {
   return out;
 }
 
+// "1234 output pixels (56.7%)": the size of a segmentation model's region (demo's "region").
+std::string region_pixels(const json& region) {
+  return std::to_string(region["pixels"].get<int64_t>()) + " output pixels (" +
+         fixed(100.0 * region["share"].get<double>(), 1) + "%)";
+}
+
 std::string image_header(const json& image) {
   std::string out = "<a href=\"image_" + html_escape(image["stem"].get<std::string>()) +
                     ".html\"><img class=\"thumb\" src=\"" +
@@ -107,9 +113,8 @@ std::string image_header(const json& image) {
   if (image.contains("region")) {
     const auto& region = image["region"];
     out += "<br><img class=\"thumb\" src=\"" + html_escape(region["file"].get<std::string>()) +
-           "\" alt=\"region\"><br><span class=\"time\">over " +
-           std::to_string(region["pixels"].get<int64_t>()) + " output pixels (" +
-           fixed(100.0 * region["share"].get<double>(), 1) + "%)</span>";
+           "\" alt=\"region\"><br><span class=\"time\">over " + region_pixels(region) +
+           "</span>";
   }
   return out;
 }
@@ -189,9 +194,7 @@ void write_image_page(const fs::path& folder, const json& gallery, size_t index,
     const auto& region = image["region"];
     body += "<p><img class=\"full\" src=\"" + html_escape(region["file"].get<std::string>()) +
             "\" alt=\"region\"><br>the region explained: the class's logits summed over the " +
-            std::to_string(region["pixels"].get<int64_t>()) + " output pixels (" +
-            fixed(100.0 * region["share"].get<double>(), 1) +
-            "%) predicted as it; the probability is its mean there</p>\n";
+            region_pixels(region) + " predicted as it; the probability is its mean there</p>\n";
   }
   body += "<table class=\"image\">\n";
   for (const auto& method : gallery["methods"]) {

@@ -78,6 +78,68 @@ ReluModeGuard::~ReluModeGuard() {
   model_.relu_mode_ = previous_;
 }
 
+namespace detail {
+
+// WeightLayoutGuard's copies, by parameter. An entry holds the parameter and the data its copy
+// was made from (so neither address can be reused by another tensor while the entry lives):
+// the copy is current while the parameter still has that data at the same version.
+struct WeightLayoutCache {
+  struct Entry {
+    at::Tensor parameter;
+    at::Tensor source;
+    int64_t version = 0;
+    at::MemoryFormat format = at::MemoryFormat::Contiguous;
+    at::Tensor copy;
+  };
+  std::map<const c10::TensorImpl*, Entry> entries;
+};
+
+}  // namespace detail
+
+namespace {
+
+bool switchable(const at::Tensor& p, at::MemoryFormat format) {
+  return p.defined() && p.dim() == 4 && p.is_floating_point() && !p.is_contiguous(format);
+}
+
+}  // namespace
+
+bool has_weights_to_switch(Model& model, at::MemoryFormat format) {
+  for (const auto& p : model.module().parameters()) {
+    if (switchable(p, format)) return true;
+  }
+  return false;
+}
+
+WeightLayoutGuard::WeightLayoutGuard(Model& model, at::MemoryFormat format) {
+  if (!model.layout_cache_) model.layout_cache_ = std::make_shared<detail::WeightLayoutCache>();
+  auto& entries = model.layout_cache_->entries;
+  try {
+    for (const auto& p : model.module().parameters()) {
+      if (!switchable(p, format)) continue;
+      auto& e = entries[p.unsafeGetTensorImpl()];
+      if (!e.copy.defined() || e.format != format || e.source.data_ptr() != p.data_ptr() ||
+          e.version != p._version() || e.source.sizes() != p.sizes() ||
+          e.source.scalar_type() != p.scalar_type() || e.source.device() != p.device()) {
+        e.parameter = p;
+        e.source = p.variable_data();
+        e.version = p._version();
+        e.format = format;
+        e.copy = p.detach().contiguous(format);
+      }
+      restore_.emplace_back(p, e.source);
+      p.set_data(e.copy);
+    }
+  } catch (...) {
+    for (auto& [param, own] : restore_) param.set_data(own);
+    throw;
+  }
+}
+
+WeightLayoutGuard::~WeightLayoutGuard() {
+  for (auto& [param, own] : restore_) param.set_data(own);
+}
+
 std::vector<std::string> Model::default_class_names() const {
   return num_classes() == 1000 ? imagenet_classes() : std::vector<std::string>{};
 }

@@ -435,10 +435,10 @@ demo_base=(explain vanilla --model demo --image "$star" --out "$work/out")
 # Global options.
 expect 2 "^cnnvis: error: --threads: expected an integer from 1 to 1024, got 0" "$CNNVIS" --threads 0 list
 expect 2 "--threads: expected an integer from 1 to 1024, got two" "$CNNVIS" --threads two list
-expect 2 "^cnnvis: error: --gradient-strategy: expected auto, batched or split, got 'fast'" "$CNNVIS" --gradient-strategy fast list
+expect 2 "^cnnvis: error: --gradient-strategy: expected auto, batched, split or channels-last, got 'fast'" "$CNNVIS" --gradient-strategy fast list
 # bench shows the measured gradient strategy (IG batches of 2 path points, split over 2 threads).
 "$CNNVIS" --threads 2 bench integrated-gradients --model resnet18 --random-weights 0 --size 32 --repeat 5 --option steps=4 --option batch=2 > "$work/stdout" 2>&1 \
-  && /usr/bin/python3 -c "import json,sys; g=json.load(open(sys.argv[1]))['gradient_strategy']; assert g['policy'] == 'auto' and g['measured'] and g['measured'][0]['choice'] in ('batched', 'split'), g" "$work/stdout" \
+  && /usr/bin/python3 -c "import json,sys; g=json.load(open(sys.argv[1]))['gradient_strategy']; assert g['policy'] == 'auto' and g['measured'] and g['measured'][0]['choice'] in ('batched', 'split', 'channels-last') and sorted(g['measured'][0]['ms']) == ['batched', 'channels-last', 'split'], g" "$work/stdout" \
   && ok || fail "bench gradient_strategy: $(cat "$work/stdout")"
 expect 2 "--max-megapixels: expected a number > 0 and <= 1e\+06, got 0" "$CNNVIS" --max-megapixels 0 list
 expect 2 "--max-megapixels: expected a number > 0.*, got nan" "$CNNVIS" --max-megapixels nan list

@@ -508,14 +508,15 @@ TEST(GradientThreads, ZooModelsSplitIntegratedGradients) {
   EXPECT_LT(relative_error(ten, one), 1e-10);
 }
 
-// The measured strategy: a warm-up call, then split and batched twice each (every call doing
-// its work), then the faster by its fastest call for that key; batched or split fixed by the
-// policy; the same gradients whichever runs.
+// The measured strategy: a warm-up call, then split, channels-last and batched twice each
+// (those that apply; every call doing its work), then the fastest by its fastest call for that
+// key; a strategy fixed by the policy; the same gradients whichever runs.
 TEST(GradientThreads, StrategyIsMeasuredThenKept) {
   using detail::StrategyChooser;
-  const auto feed = [](std::vector<double> ms) {
-    StrategyChooser c;
-    std::vector<GradientStrategy> order;
+  using S = GradientStrategy;
+  const auto feed = [](std::vector<S> candidates, std::vector<double> ms) {
+    StrategyChooser c(std::move(candidates));
+    std::vector<S> order;
     for (double t : ms) {
       order.push_back(c.next());
       c.record(order.back(), t);
@@ -523,18 +524,41 @@ TEST(GradientThreads, StrategyIsMeasuredThenKept) {
     order.push_back(c.next());
     return std::make_pair(order, c.decided());
   };
-  using S = GradientStrategy;
+  const std::vector<S> split{S::kSplit};
   // warm-up 500 (not counted), split 100, batched 90, split 80, batched 85: split wins.
-  auto [order, decided] = feed({500, 100, 90, 80, 85});
+  auto [order, decided] = feed(split, {500, 100, 90, 80, 85});
   EXPECT_TRUE(decided);
   EXPECT_EQ(order, (std::vector<S>{S::kBatched, S::kSplit, S::kBatched, S::kSplit, S::kBatched,
                                    S::kSplit}));
-  EXPECT_EQ(feed({1, 100, 70, 80, 85}).first.back(), S::kBatched);
-  EXPECT_EQ(feed({1, 80, 80, 90, 90}).first.back(), S::kBatched);  // a tie: the plain pass
-  EXPECT_EQ(feed({1, 97, 100, 98, 100}).first.back(), S::kBatched);  // 3% faster: noise
-  EXPECT_FALSE(feed({1, 2, 3, 4}).second);                          // still measuring
+  EXPECT_EQ(feed(split, {1, 100, 70, 80, 85}).first.back(), S::kBatched);
+  EXPECT_EQ(feed(split, {1, 80, 80, 90, 90}).first.back(), S::kBatched);    // a tie: the plain pass
+  EXPECT_EQ(feed(split, {1, 97, 100, 98, 100}).first.back(), S::kBatched);  // 3% faster: noise
+  EXPECT_FALSE(feed(split, {1, 2, 3, 4}).second);                          // still measuring
+  // Three candidates: rounds of split, channels-last, batched; the fastest of those more than
+  // 5% faster than batched.
+  const std::vector<S> both{S::kChannelsLast, S::kSplit};
+  auto [three, done] = feed(both, {500, 90, 70, 100, 95, 60, 100});
+  EXPECT_TRUE(done);
+  EXPECT_EQ(three, (std::vector<S>{S::kBatched, S::kSplit, S::kChannelsLast, S::kBatched,
+                                   S::kSplit, S::kChannelsLast, S::kBatched, S::kChannelsLast}));
+  EXPECT_EQ(feed(both, {1, 90, 96, 100, 90, 96, 100}).first.back(), S::kSplit);
+  EXPECT_EQ(feed(both, {1, 99, 97, 100, 99, 97, 100}).first.back(), S::kBatched);
+  EXPECT_FALSE(feed(both, {1, 90, 70, 100, 95, 60}).second);
+  // A failed candidate is dropped, with its error; with batched alone left, batched is kept.
+  {
+    StrategyChooser c({S::kChannelsLast});
+    c.record(c.next(), 1);
+    ASSERT_EQ(c.next(), S::kChannelsLast);
+    c.drop(S::kChannelsLast, "needs contiguous weights");
+    EXPECT_TRUE(c.decided());
+    EXPECT_EQ(c.next(), S::kBatched);
+    EXPECT_EQ(c.failed().at("channels-last"), "needs contiguous weights");
+  }
+  EXPECT_TRUE(StrategyChooser(std::vector<S>{}).decided());  // nothing to choose from
   EXPECT_EQ(parse_gradient_strategy("split"), S::kSplit);
-  testing::expect_error([] { parse_gradient_strategy("fast"); }, "expected auto, batched or split");
+  EXPECT_EQ(parse_gradient_strategy("channels-last"), S::kChannelsLast);
+  testing::expect_error([] { parse_gradient_strategy("fast"); },
+                        "expected auto, batched, split or channels-last");
 
   ThreadsGuard threads(2);
   StrategyGuard automatic(S::kAuto);
@@ -544,21 +568,30 @@ TEST(GradientThreads, StrategyIsMeasuredThenKept) {
   TinyNet serial;
   const auto x = torch::randn({5, 3, 8, 8}, torch::kDouble);
   const auto t = Target::class_logits({0, 2, 1, 1, 0});
-  const auto reference = input_gradient(serial, x, t);
-  for (int call = 0; call < 6; ++call) {
+  at::Tensor reference;
+  {
+    StrategyGuard batched(S::kBatched);  // unmeasured
+    reference = input_gradient(serial, x, t);
+  }
+  const auto conv_weight = model.module().named_parameters()["conv.weight"];
+  for (int call = 0; call < 8; ++call) {
     model.rows.clear();
-    EXPECT_TRUE(torch::allclose(input_gradient(model, x, t), reference, 1e-12, 1e-14));
+    const auto g = input_gradient(model, x, t);
+    EXPECT_TRUE(torch::allclose(g, reference, 1e-12, 1e-14));
+    EXPECT_TRUE(g.is_contiguous());
+    EXPECT_TRUE(conv_weight.is_contiguous());  // the model's own weights, after each call
     const bool split = model.rows.size() == 3;  // rows 1, 2, 2 on the workers; else one pass of 5
-    if (call < 5) EXPECT_EQ(split, call % 2 == 1) << "call " << call;
-    if (call == 4) {
+    // warm-up, then split, channels-last, batched, twice.
+    if (call < 7) EXPECT_EQ(split, call % 3 == 1) << "call " << call;
+    if (call == 6) {
       const auto report = gradient_strategy_report();
       ASSERT_EQ(report.size(), 1u);
-      EXPECT_EQ(report[0].key, "tiny [5, 3, 8, 8] Double, 2 threads");
-      EXPECT_EQ(report[0].batched_ms.size(), 2u);
-      EXPECT_EQ(report[0].split_ms.size(), 2u);
-      EXPECT_TRUE(report[0].choice == "batched" || report[0].choice == "split") << report[0].choice;
+      EXPECT_EQ(report[0].key, "tiny [5, 3, 8, 8] Double, 2 threads: split channels-last");
+      ASSERT_EQ(report[0].ms.size(), 3u);
+      for (const auto& [name, ms] : report[0].ms) EXPECT_EQ(ms.size(), 2u) << name;
+      EXPECT_NE(report[0].choice, "measuring");
     }
-    if (call == 5) EXPECT_EQ(split, gradient_strategy_report()[0].choice == "split");
+    if (call == 7) EXPECT_EQ(split, gradient_strategy_report()[0].choice == "split");
   }
   {
     StrategyGuard batched(S::kBatched);
@@ -566,8 +599,112 @@ TEST(GradientThreads, StrategyIsMeasuredThenKept) {
     input_gradient(model, x, t);
     EXPECT_EQ(model.rows, (std::vector<int64_t>{5}));
   }
+  // One image: split does not apply, channels-last does.
+  reset_gradient_strategy_measurements();
+  for (int call = 0; call < 5; ++call) input_gradient(model, x.slice(0, 0, 1), t.rows(0, 1));
+  const auto single = gradient_strategy_report();
+  ASSERT_EQ(single.size(), 1u);
+  EXPECT_EQ(single[0].ms.size(), 2u);
+  EXPECT_EQ(single[0].ms.count("channels-last"), 1u);
   reset_gradient_strategy_measurements();
   EXPECT_TRUE(gradient_strategy_report().empty());
+}
+
+// The weights in channels-last layout for a scope: the parameters' own tensors come back, the
+// copies are made again when a weight changes, and the gradients equal the plain pass's
+// (float64) on the zoo.
+TEST(GradientThreads, ChannelsLastWeights) {
+  TinyNet model;
+  auto w = model.module().named_parameters()["conv.weight"];
+  const void* own = w.data_ptr();
+  ASSERT_TRUE(has_weights_to_switch(model, at::MemoryFormat::ChannelsLast));
+  const void* copy = nullptr;
+  {
+    WeightLayoutGuard guard(model, at::MemoryFormat::ChannelsLast);
+    EXPECT_EQ(guard.switched(), 1u);  // conv.weight; fc's weight is 2-D
+    EXPECT_TRUE(w.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_FALSE(w.is_contiguous());
+    copy = w.data_ptr();
+  }
+  EXPECT_EQ(w.data_ptr(), own);
+  EXPECT_TRUE(w.is_contiguous());
+  {
+    WeightLayoutGuard guard(model, at::MemoryFormat::ChannelsLast);
+    EXPECT_EQ(w.data_ptr(), copy);  // kept
+  }
+  const auto expected = w + 1.0;
+  {
+    torch::NoGradGuard no_grad;
+    w.add_(1.0);  // written in place: the copy is stale
+  }
+  {
+    WeightLayoutGuard guard(model, at::MemoryFormat::ChannelsLast);
+    EXPECT_TRUE(w.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::equal(w, expected));  // the new values, in the other layout
+  }
+  // New data (set_data, as a weight loader may do): copied again.
+  w.set_data(expected * 2.0);
+  {
+    WeightLayoutGuard guard(model, at::MemoryFormat::ChannelsLast);
+    EXPECT_TRUE(torch::equal(w, expected * 2.0));
+  }
+  own = w.data_ptr();
+  // An exception leaves the scope: the weights are restored.
+  try {
+    WeightLayoutGuard guard(model, at::MemoryFormat::ChannelsLast);
+    throw Error("inside");
+  } catch (const Error&) {
+  }
+  EXPECT_EQ(w.data_ptr(), own);
+
+  auto net = make_model("resnet18");
+  randomize_weights(*net, 5);
+  net->module().to(torch::kDouble);
+  const auto x = torch::randn({2, 3, 32, 32}, torch::kDouble);
+  const auto t = Target::class_logits({1, 7});
+  StrategyGuard batched(GradientStrategy::kBatched);
+  const auto plain = GuidedBackprop().attribute(*net, x, t);
+  StrategyGuard cl(GradientStrategy::kChannelsLast);
+  EXPECT_LT(relative_error(GuidedBackprop().attribute(*net, x, t), plain), 1e-12);
+  EXPECT_TRUE(net->module().named_parameters()["conv1.weight"].is_contiguous());
+}
+
+// A model whose forward needs contiguous weights: channels-last fails there, the call runs
+// batched and gives the gradient, and channels-last is dropped for the key with its error.
+class ContiguousOnlyNet : public TinyNet {
+ protected:
+  ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) override {
+    (void)module().named_parameters()["conv.weight"].view({-1});  // throws when channels-last
+    return TinyNet::forward_impl(x, taps);
+  }
+};
+
+TEST(GradientThreads, AChannelsLastFailureFallsBackToBatched) {
+  TinyNet plain;
+  const auto x = torch::randn({1, 3, 8, 8}, torch::kDouble);
+  const auto t = Target::class_logit(2);
+  at::Tensor reference;
+  {
+    StrategyGuard batched(GradientStrategy::kBatched);
+    reference = input_gradient(plain, x, t);
+  }
+  StrategyGuard automatic(GradientStrategy::kAuto);
+  reset_gradient_strategy_measurements();
+  ContiguousOnlyNet model;
+  for (int call = 0; call < 3; ++call) {
+    EXPECT_TRUE(torch::allclose(input_gradient(model, x, t), reference, 1e-12, 1e-14));
+  }
+  const auto report = gradient_strategy_report();
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(report[0].choice, "batched");
+  ASSERT_EQ(report[0].failed.count("channels-last"), 1u);
+  EXPECT_NE(report[0].failed.at("channels-last").find("view"), std::string::npos)
+      << report[0].failed.at("channels-last");
+  // The policy fixed to channels-last: the model's own error reaches the caller.
+  StrategyGuard cl(GradientStrategy::kChannelsLast);
+  EXPECT_ANY_THROW(input_gradient(model, x, t));
+  EXPECT_TRUE(model.module().named_parameters()["conv.weight"].is_contiguous());
+  reset_gradient_strategy_measurements();
 }
 
 TEST(Targets, RowsOfABatch) {

@@ -23,6 +23,10 @@ class Module;
 
 namespace cnnvis {
 
+namespace detail {
+struct WeightLayoutCache;
+}
+
 // How every ReLU of a model back-propagates (forward is always max(x, 0)):
 //   kNormal: R_in = 1[x > 0] * R_out                       (the gradient)
 //   kGuided: R_in = 1[x > 0] * max(R_out, 0)               (Springenberg et al. 2015)
@@ -163,8 +167,10 @@ class Model {
 
  private:
   friend class ReluModeGuard;
+  friend class WeightLayoutGuard;
   ReluMode relu_mode_ = ReluMode::kNormal;
   std::vector<std::string> class_names_;
+  std::shared_ptr<detail::WeightLayoutCache> layout_cache_;  // WeightLayoutGuard's copies
 };
 
 // Class names from a text file, one per line in class order (a trailing newline and Windows
@@ -185,6 +191,28 @@ class ReluModeGuard {
   Model& model_;
   ReluMode previous_;
 };
+
+// Runs a model with every 4-D parameter (the convolutions' weights) in `format` for a scope
+// (at::MemoryFormat::ChannelsLast: NHWC, for which oneDNN has other kernels) and puts the
+// parameters' own tensors back on exit, also when an exception leaves the scope. The values are
+// the same, so results differ by rounding only. The copies stay with the model for the next
+// guard and are made again when a parameter has changed (new data, or written in place).
+// Like ReluModeGuard, not for a model that another thread is running.
+class WeightLayoutGuard {
+ public:
+  WeightLayoutGuard(Model& model, at::MemoryFormat format);
+  ~WeightLayoutGuard();
+  WeightLayoutGuard(const WeightLayoutGuard&) = delete;
+  WeightLayoutGuard& operator=(const WeightLayoutGuard&) = delete;
+  // How many parameters the guard switched (0: none is 4-D and in another layout).
+  size_t switched() const { return restore_.size(); }
+
+ private:
+  std::vector<std::pair<at::Tensor, at::Tensor>> restore_;  // parameter, its own data
+};
+
+// True if `model` has a 4-D floating-point parameter that is not in `format`.
+bool has_weights_to_switch(Model& model, at::MemoryFormat format);
 
 // layers() with output shapes, found by one forward pass on zeros of [1, 3, height, width].
 std::vector<LayerInfo> describe_layers(Model& model, int64_t height, int64_t width);

@@ -110,29 +110,50 @@ at::Tensor split_gradient(Model& model, const at::Tensor& input, const Target& t
 
 at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& target) {
   const int64_t workers = split_workers(model, input);
-  if (workers < 2) return gradient_of_rows(model, input, target);
+  // channels-last applies to a 4-D CPU input and a model with 4-D weights in another layout.
+  const bool channels_last = input.dim() == 4 && input.device().is_cpu() &&
+                             has_weights_to_switch(model, at::MemoryFormat::ChannelsLast);
+  const auto applies = [&](GradientStrategy s) {
+    return s == GradientStrategy::kBatched || (s == GradientStrategy::kSplit && workers >= 2) ||
+           (s == GradientStrategy::kChannelsLast && channels_last);
+  };
   const auto run = [&](GradientStrategy strategy) {
-    return strategy == GradientStrategy::kSplit ? split_gradient(model, input, target, workers)
-                                                : gradient_of_rows(model, input, target);
+    if (!applies(strategy)) strategy = GradientStrategy::kBatched;
+    if (strategy == GradientStrategy::kSplit) return split_gradient(model, input, target, workers);
+    if (strategy == GradientStrategy::kChannelsLast) {
+      const WeightLayoutGuard layout(model, at::MemoryFormat::ChannelsLast);
+      return gradient_of_rows(model, input.contiguous(at::MemoryFormat::ChannelsLast), target)
+          .contiguous();
+    }
+    return gradient_of_rows(model, input, target);
   };
   const GradientStrategy policy = gradient_strategy();
   if (policy != GradientStrategy::kAuto) return run(policy);
-  // Measured: the chooser of this model, batch shape, dtype and thread count says which
+  std::vector<GradientStrategy> candidates;
+  for (auto s : {GradientStrategy::kSplit, GradientStrategy::kChannelsLast}) {
+    if (applies(s)) candidates.push_back(s);
+  }
+  if (candidates.empty()) return run(GradientStrategy::kBatched);  // nothing to choose from
+  // Measured: the chooser of this model, batch shape, dtype, thread count and candidates says which
   // strategy this call runs (every call does its real work) and takes its time.
-  const std::string key = model.name() + " " + c10::str(input.sizes()) + " " +
-                          c10::toString(input.scalar_type()) + ", " +
-                          std::to_string(at::get_num_threads()) + " threads";
+  // The candidates are part of the key: two models of one name may differ in what applies.
+  std::string key = model.name() + " " + c10::str(input.sizes()) + " " +
+                    c10::toString(input.scalar_type()) + ", " +
+                    std::to_string(at::get_num_threads()) + " threads:";
+  for (auto s : candidates) key += std::string(" ") + to_string(s);
   GradientStrategy strategy;
   bool measured;
   {
     std::lock_guard<std::mutex> lock(detail::strategy_mutex());
-    auto& chooser = detail::strategy_chooser(key);
-    measured = !chooser.decided() && !chooser.busy();
+    auto& chooser = detail::strategy_chooser(key, candidates);
     strategy = chooser.busy() ? GradientStrategy::kBatched : chooser.next();
+    // A strategy that does not apply to this call (a model switched to training mode, say)
+    // runs batched, unmeasured.
+    measured = !chooser.decided() && !chooser.busy() && applies(strategy);
     if (measured) chooser.set_busy(true);
   }
   if (!measured) return run(strategy);
-  // Not busy any more when the call ends, also by an exception (which records nothing).
+  // Not busy any more when the call ends, also by an exception.
   struct Release {
     const std::string& key;
     ~Release() {
@@ -141,7 +162,21 @@ at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& t
     }
   } release{key};
   const auto start = std::chrono::steady_clock::now();
-  auto g = run(strategy);
+  at::Tensor g;
+  try {
+    g = run(strategy);
+  } catch (const std::exception& e) {
+    // Errors of the plain pass and of the split (its workers run the plain pass) are the
+    // caller's. A channels-last call that fails is run again batched: when that one succeeds,
+    // the layout was the problem (a layer that needs contiguous weights, say) and channels-last
+    // is dropped for this key; when it fails too, its error is the caller's.
+    if (strategy != GradientStrategy::kChannelsLast) throw;
+    const std::string error = e.what();
+    g = run(GradientStrategy::kBatched);
+    std::lock_guard<std::mutex> lock(detail::strategy_mutex());
+    detail::strategy_chooser(key).drop(strategy, error);
+    return g;
+  }
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   {

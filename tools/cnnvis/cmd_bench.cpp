@@ -185,10 +185,8 @@ void run_bench(const BenchOptions& o) {
   // What the measured gradient strategy chose (cnnvis/strategy.hpp), per batch shape.
   nlohmann::json strategies = nlohmann::json::array();
   for (const auto& r : gradient_strategy_report()) {
-    strategies.push_back({{"key", r.key},
-                          {"choice", r.choice},
-                          {"batched_ms", r.batched_ms},
-                          {"split_ms", r.split_ms}});
+    strategies.push_back({{"key", r.key}, {"choice", r.choice}, {"ms", r.ms}});
+    if (!r.failed.empty()) strategies.back()["failed"] = r.failed;
   }
   out["gradient_strategy"] = {{"policy", to_string(gradient_strategy())},
                               {"measured", strategies}};

@@ -70,10 +70,12 @@ int main(int argc, char** argv) {
       ->check(cnnvis::cli::number_range(0, 1e6, /*min_open=*/true));
   std::string strategy = "auto";
   app.add_option("--gradient-strategy", strategy,
-                 "how a batch of gradients (integrated gradients, SmoothGrad, several images) "
-                 "runs on the CPU: batched (one pass, all threads in each layer), split (one "
-                 "single-threaded worker per thread) or auto (the first calls time both, then "
-                 "the faster is kept; `cnnvis bench` shows the choice). Fix it for runs "
+                 "how input gradients (vanilla, guided backprop, integrated gradients, "
+                 "SmoothGrad, ...) run on the CPU: batched (one pass, all threads in each "
+                 "layer), split (a batch over single-threaded workers, one per thread), "
+                 "channels-last (the input and the convolutions' weights in NHWC layout) or "
+                 "auto (the first calls for a model and input size time each that applies, "
+                 "then the fastest is kept; `cnnvis bench` shows the choice). Fix it for runs "
                  "identical to the last bit")
       ->capture_default_str()
       ->check(CLI::Validator(
@@ -81,11 +83,12 @@ int main(int argc, char** argv) {
             try {
               cnnvis::parse_gradient_strategy(value);
             } catch (const cnnvis::Error&) {
-              return std::string("expected auto, batched or split, got '" + value + "'");
+              return std::string("expected auto, batched, split or channels-last, got '" +
+                               value + "'");
             }
             return std::string();
           },
-          "auto|batched|split"));
+          "auto|batched|split|channels-last"));
   app.parse_complete_callback([&] {
     at::set_num_threads(threads);
     cnnvis::set_gradient_strategy(cnnvis::parse_gradient_strategy(strategy));

@@ -499,19 +499,19 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
                  : Target::class_logits(std::move(t));
   };
   const int64_t n_sanity = o.sanity_images > 0 ? std::min(o.sanity_images, n) : n;
-  const int64_t total = n * 2 + n_sanity * cascade;
+  const int64_t total = n * (o.reference ? 3 : 2) + n_sanity * cascade;
   int64_t done = 0;
   double seconds = 0;
 
   // Maps of the first `count` images, batched; `timed` adds to `seconds`.
-  auto all_maps = [&](bool timed, int64_t count) {
+  auto all_maps = [&](bool timed, int64_t count, const MapFn& fn) {
     std::vector<at::Tensor> out;
     for (int64_t first = 0; first < count; first += o.batch) {
       const int64_t last = std::min(count, first + o.batch);
       const auto x = inputs.slice(0, first, last).to(device);
       const auto target = batch_target(first, last);
       const auto start = std::chrono::steady_clock::now();
-      auto m = maps(model, x, target);
+      auto m = fn(model, x, target);
       m = m.to(torch::kCPU, torch::kFloat);  // waits for the device
       seconds += timed ? std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
                              .count()
@@ -531,8 +531,17 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   Evaluation result;
   result.method = name;
   result.images = n;
-  const auto trained = all_maps(true, n);
+  const auto trained = all_maps(true, n, maps);
   result.ms_per_image = 1000.0 * seconds / static_cast<double>(n);
+  if (o.reference) {
+    const auto reference = all_maps(false, n, o.reference);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      result.reference_correlation.push_back(spearman(trained[i], reference[i]));
+      sum += result.reference_correlation.back();
+    }
+    result.reference_rank = sum / static_cast<double>(n);
+  }
   for (int64_t i = 0; i < n; ++i) {
     const auto map = trained[i];
     const auto mask = set.masks[i];
@@ -557,7 +566,7 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     for (int64_t k = 0; k < cascade; ++k) {
       const auto& group = groups[groups.size() - 1 - k];
       randomized.randomize(group, o.seed + static_cast<uint64_t>(k));
-      const auto random = all_maps(false, n_sanity);
+      const auto random = all_maps(false, n_sanity, maps);
       double sum = 0;
       for (int64_t i = 0; i < n_sanity; ++i) sum += spearman(trained[i], random[i]);
       result.cascade_layers.push_back(group.name);

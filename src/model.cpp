@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <tuple>
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/imagenet.hpp"
@@ -88,10 +89,11 @@ struct WeightLayoutCache {
     at::Tensor parameter;
     at::Tensor source;
     int64_t version = 0;
-    at::MemoryFormat format = at::MemoryFormat::Contiguous;
     at::Tensor copy;
   };
-  std::map<const c10::TensorImpl*, Entry> entries;
+  // By parameter and the copy's kind (layout, or dtype): a model can hold both at once (a
+  // channels-last pass inside a bfloat16 scope copies the bfloat16 copy).
+  std::map<std::tuple<const c10::TensorImpl*, int, int>, Entry> entries;
 };
 
 }  // namespace detail
@@ -100,6 +102,11 @@ namespace {
 
 bool switchable(const at::Tensor& p, at::MemoryFormat format) {
   return p.defined() && p.dim() == 4 && p.is_floating_point() && !p.is_contiguous(format);
+}
+
+bool castable(const at::Tensor& p, at::ScalarType dtype) {
+  return p.defined() && (p.dim() == 2 || p.dim() == 4) && p.scalar_type() == at::kFloat &&
+         dtype != at::kFloat;
 }
 
 }  // namespace
@@ -112,20 +119,33 @@ bool has_weights_to_switch(Model& model, at::MemoryFormat format) {
 }
 
 WeightLayoutGuard::WeightLayoutGuard(Model& model, at::MemoryFormat format) {
+  switch_to(model, format, at::kFloat, false);
+}
+
+WeightLayoutGuard::WeightLayoutGuard(Model& model, at::ScalarType dtype) {
+  if (dtype != at::kBFloat16 && dtype != at::kHalf) {
+    throw usage_error("WeightLayoutGuard: expected bfloat16 or float16, got " +
+                      std::string(c10::toString(dtype)));
+  }
+  switch_to(model, at::MemoryFormat::Contiguous, dtype, true);
+}
+
+void WeightLayoutGuard::switch_to(Model& model, at::MemoryFormat format, at::ScalarType dtype,
+                                  bool cast) {
   if (!model.layout_cache_) model.layout_cache_ = std::make_shared<detail::WeightLayoutCache>();
   auto& entries = model.layout_cache_->entries;
   try {
     for (const auto& p : model.module().parameters()) {
-      if (!switchable(p, format)) continue;
-      auto& e = entries[p.unsafeGetTensorImpl()];
-      if (!e.copy.defined() || e.format != format || e.source.data_ptr() != p.data_ptr() ||
+      if (cast ? !castable(p, dtype) : !switchable(p, format)) continue;
+      auto& e = entries[{p.unsafeGetTensorImpl(), cast ? -1 : static_cast<int>(format),
+                         cast ? static_cast<int>(dtype) : -1}];
+      if (!e.copy.defined() || e.source.data_ptr() != p.data_ptr() ||
           e.version != p._version() || e.source.sizes() != p.sizes() ||
           e.source.scalar_type() != p.scalar_type() || e.source.device() != p.device()) {
         e.parameter = p;
         e.source = p.variable_data();
         e.version = p._version();
-        e.format = format;
-        e.copy = p.detach().contiguous(format);
+        e.copy = cast ? p.detach().to(dtype) : p.detach().contiguous(format);
       }
       restore_.emplace_back(p, e.source);
       p.set_data(e.copy);

@@ -14,9 +14,49 @@
 #include "detail/strings.hpp"
 
 namespace cnnvis {
+namespace {
+
+// A floating result in the input's dtype: under autocast (PrecisionGuard) the activations a CAM
+// or LRP result is computed from are bfloat16 or float16, but results are float32 whatever the
+// precision. A no-op when the dtypes agree.
+at::Tensor in_dtype_of(const at::Tensor& result, const at::Tensor& input) {
+  if (!result.defined() || !result.is_floating_point() || !input.is_floating_point() ||
+      result.scalar_type() == input.scalar_type()) {
+    return result;
+  }
+  return result.to(input.scalar_type());
+}
+
+class InputDtypeResults : public Method {
+ public:
+  explicit InputDtypeResults(std::unique_ptr<Method> method) : method_(std::move(method)) {}
+  at::Tensor attribute(Model& model, const at::Tensor& input, const Target& target) override {
+    return in_dtype_of(method_->attribute(model, input, target), input);
+  }
+  Attribution explain(Model& model, const at::Tensor& input, const Target& target) override {
+    Attribution a = method_->explain(model, input, target);
+    a.raw = in_dtype_of(a.raw, input);
+    for (auto& [name, extra] : a.extras) extra = in_dtype_of(extra, input);
+    return a;
+  }
+
+ private:
+  std::unique_ptr<Method> method_;
+};
+
+std::vector<MethodInfo> with_input_dtype_results(std::vector<MethodInfo> infos) {
+  for (auto& info : infos) {
+    info.make = [make = info.make](const MethodParams& params) -> std::unique_ptr<Method> {
+      return std::make_unique<InputDtypeResults>(make(params));
+    };
+  }
+  return infos;
+}
+
+}  // namespace
 
 const std::vector<MethodInfo>& methods() {
-  static const std::vector<MethodInfo> registry = {
+  static const std::vector<MethodInfo> registry = with_input_dtype_results({
       vanilla_method_info(),
       guided_backprop_method_info(),
       deconvnet_method_info(),
@@ -34,7 +74,7 @@ const std::vector<MethodInfo>& methods() {
       score_cam_method_info(),
       ablation_cam_method_info(),
       lrp_method_info(),
-  };
+  });
   return registry;
 }
 

@@ -440,6 +440,29 @@ expect 2 "^cnnvis: error: --gradient-strategy: expected auto, batched, split or 
 "$CNNVIS" --threads 2 bench integrated-gradients --model resnet18 --random-weights 0 --size 32 --repeat 5 --option steps=4 --option batch=2 > "$work/stdout" 2>&1 \
   && /usr/bin/python3 -c "import json,sys; g=json.load(open(sys.argv[1]))['gradient_strategy']; assert g['policy'] == 'auto' and g['measured'] and g['measured'][0]['choice'] in ('batched', 'split', 'channels-last') and sorted(g['measured'][0]['ms']) == ['batched', 'channels-last', 'split'], g" "$work/stdout" \
   && ok || fail "bench gradient_strategy: $(cat "$work/stdout")"
+# --precision: refused values and devices; bf16 runs explain (float32 .npy), bench (both
+# precisions timed, the maps' rank correlation), evaluate (the column against float32).
+expect 2 "^cnnvis: error: --precision: expected float32, bf16 or fp16, got 'half'" "$CNNVIS" --precision half list
+expect 2 "^cnnvis: error: --precision fp16: needs a CUDA device.*use --precision bf16" "$CNNVIS" --precision fp16 \
+  "${demo_base[@]}"
+rm -rf "$work/bf16"
+"$CNNVIS" --precision bf16 explain grad-cam --model demo --image "$star" --out "$work/bf16" --raw \
+    > "$work/stdout" 2> "$work/stderr"; bf16_rc=$?
+if [ "$bf16_rc" = 2 ] && grep -q "^cnnvis: error: --precision bf16: this CPU cannot run bfloat16 convolutions" "$work/stderr"; then
+  echo "note: bfloat16 cannot run on this CPU: its refusal is tested, not its results"
+  expect 2 "^cnnvis: error: --precision bf16: this CPU cannot run bfloat16 convolutions" "$CNNVIS" \
+    --precision bf16 "${demo_base[@]}"
+else
+[ "$bf16_rc" = 0 ] \
+  && /usr/bin/python3 -c "import numpy, glob, sys; f = glob.glob(sys.argv[1] + '/*grad-cam*.npy'); a = numpy.load(f[0]); assert a.dtype == numpy.float32 and a.max() > 0, (f, a.dtype)" "$work/bf16" \
+  && ok || fail "explain --precision bf16: $(cat "$work/stderr")"
+"$CNNVIS" --precision bf16 bench vanilla --model demo --repeat 2 > "$work/stdout" 2> "$work/stderr" \
+  && /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); r=d['reduced_precision']; assert d['precision'] == 'bf16' and r['precision'] == 'bf16' and 0.5 < r['rank_correlation'] <= 1 and r['speedup_method'] > 0 and r['float32']['method_time']['median_ms'] > 0 and 'under bf16 autocast' in str(d['gradient_strategy']), d" "$work/stdout" \
+  && ok || fail "bench --precision bf16: $(cat "$work/stdout") $(cat "$work/stderr")"
+"$CNNVIS" --precision bf16 evaluate --count 3 --methods vanilla --no-sanity --steps 4 > "$work/stdout" 2> "$work/stderr" \
+  && grep -q "rank corr. to float32" "$work/stdout" && grep -qE "^\| vanilla backprop .*\| [01]\.[0-9]{3} \|$" "$work/stdout" \
+  && ok || fail "evaluate --precision bf16: $(cat "$work/stdout") $(cat "$work/stderr")"
+fi
 expect 2 "--max-megapixels: expected a number > 0 and <= 1e\+06, got 0" "$CNNVIS" --max-megapixels 0 list
 expect 2 "--max-megapixels: expected a number > 0.*, got nan" "$CNNVIS" --max-megapixels nan list
 # explain: sizes, normalization, weights.

@@ -24,4 +24,6 @@
 #include "cnnvis/models/script.hpp"
 #include "cnnvis/models/weights.hpp"
 #include "cnnvis/models/zoo.hpp"
+#include "cnnvis/precision.hpp"
+#include "cnnvis/strategy.hpp"
 #include "cnnvis/target.hpp"

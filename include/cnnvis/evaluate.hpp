@@ -137,6 +137,10 @@ struct EvaluateOptions {
   int64_t cascade = 0;    // layer groups randomized from the top; 0 = all
   int64_t sanity_images = 16;  // the randomization runs on the first this many images (0: all)
   uint64_t seed = 0;      // re-initialization seed
+  // Reference maps to compare with (the same method in float32, for `maps` run in a reduced
+  // precision): when set, they are computed for every image too (untimed) and
+  // Evaluation::reference_correlation holds each image's Spearman correlation to them.
+  MapFn reference;
 };
 
 struct Evaluation {
@@ -154,6 +158,9 @@ struct Evaluation {
   // explains the model drops towards 0).
   std::vector<std::string> cascade_layers;
   std::vector<double> cascade_correlation;
+  // With EvaluateOptions::reference: per image, Spearman(map, reference map), and the mean.
+  std::vector<double> reference_correlation;
+  double reference_rank = 0;
   std::vector<int> hits;                // per image
   std::vector<double> energies, deletion, insertion;  // per image
 };

@@ -201,6 +201,11 @@ class ReluModeGuard {
 class WeightLayoutGuard {
  public:
   WeightLayoutGuard(Model& model, at::MemoryFormat format);
+  // Every 2-D and 4-D float32 parameter (the weights of linear layers and convolutions, which
+  // autocast runs in a lower precision anyway) as `dtype` (bfloat16 or float16), so that an
+  // autocast region does not convert them on every call (PrecisionGuard). Other parameters
+  // (biases, normalization) keep their dtype.
+  WeightLayoutGuard(Model& model, at::ScalarType dtype);
   ~WeightLayoutGuard();
   WeightLayoutGuard(const WeightLayoutGuard&) = delete;
   WeightLayoutGuard& operator=(const WeightLayoutGuard&) = delete;
@@ -208,6 +213,7 @@ class WeightLayoutGuard {
   size_t switched() const { return restore_.size(); }
 
  private:
+  void switch_to(Model& model, at::MemoryFormat format, at::ScalarType dtype, bool cast);
   std::vector<std::pair<at::Tensor, at::Tensor>> restore_;  // parameter, its own data
 };
 

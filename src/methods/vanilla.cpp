@@ -16,6 +16,7 @@
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
+#include "cnnvis/precision.hpp"
 #include "cnnvis/strategy.hpp"
 #include "methods/common.hpp"
 
@@ -138,7 +139,8 @@ at::Tensor input_gradient(Model& model, const at::Tensor& input, const Target& t
   // strategy this call runs (every call does its real work) and takes its time.
   // The candidates are part of the key: two models of one name may differ in what applies.
   std::string key = model.name() + " " + c10::str(input.sizes()) + " " +
-                    c10::toString(input.scalar_type()) + ", " +
+                    c10::toString(input.scalar_type()) +
+                    autocast_suffix(input.device().type()) + ", " +
                     std::to_string(at::get_num_threads()) + " threads:";
   for (auto s : candidates) key += std::string(" ") + to_string(s);
   GradientStrategy strategy;

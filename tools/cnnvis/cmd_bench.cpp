@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cnnvis/error.hpp"
+#include "cnnvis/evaluate.hpp"
 #include "cnnvis/image.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/strategy.hpp"
@@ -116,13 +117,34 @@ void run_bench(const BenchOptions& o) {
       target = Target::region_logit(o.target, mask);
     }
   }
-  const auto forward_ms = time_it(
-      [&] {
-        torch::InferenceMode guard;
-        model->forward(x).output.sum().item<double>();  // .item() waits for the device
-      },
-      o.repeat);
+  // --precision bf16/fp16: the forward pass and the method in that precision, each timed
+  // call alternating with one in float32 (so that both see the same machine), and the rank
+  // correlation of the two maps.
+  const Precision lower = precision();
+  const bool reduced = lower != Precision::kFloat32;
+  const auto forward_once = [&] {
+    torch::InferenceMode guard;
+    model->forward(x).output.sum().item<double>();  // .item() waits for the device
+  };
   const auto run_method = [&] { method->attribute(*model, x, target).sum().item<double>(); };
+  // Timed calls of f in the precision, alternating with float32 ones into `float32` when reduced.
+  const auto time_both = [&](const std::function<void()>& f, std::vector<double>& float32) {
+    if (!reduced) return time_it(f, o.repeat);
+    f();  // warm-ups
+    {
+      const auto guard = precision_guard(*model, lower);
+      f();
+    }
+    std::vector<double> ms;
+    for (int64_t i = 0; i < o.repeat; ++i) {
+      float32.push_back(time_once(f));
+      const auto guard = precision_guard(*model, lower);
+      ms.push_back(time_once(f));
+    }
+    return ms;
+  };
+  std::vector<double> float32_forward_ms, float32_method_ms;
+  const auto forward_ms = time_both(forward_once, float32_forward_ms);
   // --vs: COUNT runs of the other method per timed run, alternating with the method's runs, so
   // that both see the same machine (a busy or throttled spell hits both).
   const auto run_other = [&] {
@@ -130,6 +152,7 @@ void run_bench(const BenchOptions& o) {
   };
   std::vector<double> method_ms, other_ms;
   if (other) {
+    const auto guard = precision_guard(*model, lower);  // both in the precision
     run_method();  // warm-ups
     run_other();
     for (int64_t i = 0; i < o.repeat; ++i) {
@@ -137,12 +160,43 @@ void run_bench(const BenchOptions& o) {
       other_ms.push_back(time_once(run_other));
     }
   } else {
-    method_ms = time_it(run_method, o.repeat);
+    method_ms = time_both(run_method, float32_method_ms);
+  }
+  nlohmann::json reduced_report = nullptr;
+  if (reduced) {
+    // The maps of the first image in both precisions, as `evaluate` ranks pixels.
+    const auto map_of = [&](bool lp) {
+      const auto guard = lp ? precision_guard(*model, lower) : nullptr;
+      const auto raw = method->attribute(*model, x, target).detach().to(torch::kCPU, torch::kFloat);
+      return method_importance(info, raw[0], x.size(2), x.size(3));
+    };
+    const auto exact = map_of(false);
+    const auto approx = map_of(true);
+    const auto f32_fwd = stats(float32_forward_ms);
+    nlohmann::json f32 = {{"forward", f32_fwd}};
+    double method_speedup = 0;
+    if (!other) {
+      const auto f32_met = stats(float32_method_ms);
+      f32["method_time"] = f32_met;
+      method_speedup = f32_met["median_ms"].get<double>() / stats(method_ms)["median_ms"].get<double>();
+    }
+    reduced_report = {
+        {"precision", to_string(lower)},
+        {"native_bf16", cpu_has_native_bf16()},
+        {"float32", f32},
+        {"speedup_forward",
+         f32_fwd["median_ms"].get<double>() / stats(forward_ms)["median_ms"].get<double>()},
+        {"rank_correlation", eval::spearman(approx, exact)},
+        {"max_abs_difference", (approx - exact).abs().max().item<double>()},
+        {"max_abs_float32", exact.abs().max().item<double>()},
+    };
+    if (!other) reduced_report["speedup_method"] = method_speedup;
   }
   nlohmann::json reference = nullptr;
   if (o.ref_batch > 0) {
     // Per-image time of a batched forward pass: the throughput perturbation methods aim at.
     const auto xb = x.narrow(0, 0, 1).expand({o.ref_batch, -1, -1, -1}).contiguous();
+    const auto guard = precision_guard(*model, lower);
     const auto ms = time_it(
         [&] {
           torch::InferenceMode guard;
@@ -190,6 +244,8 @@ void run_bench(const BenchOptions& o) {
   }
   out["gradient_strategy"] = {{"policy", to_string(gradient_strategy())},
                               {"measured", strategies}};
+  out["precision"] = to_string(lower);
+  if (!reduced_report.is_null()) out["reduced_precision"] = reduced_report;
   if (!reference.is_null()) out["batched_forward"] = reference;
   if (!versus.is_null()) out["versus"] = versus;
   std::cout << out.dump(2) << "\n";

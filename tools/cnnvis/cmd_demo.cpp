@@ -386,7 +386,11 @@ void run_demo(const DemoOptions& o, const std::string& command_line) {
                      stem.c_str(), info.name.c_str(), m + 1, method_names.size());
       }
       const auto start = std::chrono::steady_clock::now();
-      auto result = instances[m]->explain(*model, x, prepared[i].explained);
+      Attribution result;
+      {
+        const auto guard = precision_guard(*model);
+        result = instances[m]->explain(*model, x, prepared[i].explained);
+      }
       result.raw = result.raw.detach().to(torch::kCPU);
       for (auto& [name, value] : result.extras) value = value.detach().to(torch::kCPU);
       const double ms = 1000.0 * std::chrono::duration<double>(

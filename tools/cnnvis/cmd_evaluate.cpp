@@ -163,8 +163,20 @@ void run_evaluate(const EvaluateCliOptions& o) {
   };
   std::vector<Row> rows;
   const bool tty = isatty(fileno(stderr));
+  const Precision lower = precision();
   auto run = [&](const std::string& name, const std::string& title, const eval::MapFn& maps,
                  bool baseline) {
+    // --precision: the method's maps in that precision, compared with its float32 maps; the
+    // metrics' forward passes stay float32 (they judge the maps, not the precision).
+    eval::EvaluateOptions opts = options;
+    eval::MapFn run_maps = maps;
+    if (lower != Precision::kFloat32 && !baseline) {
+      opts.reference = maps;
+      run_maps = [maps, lower](Model& m, const at::Tensor& x, const Target& t) {
+        const auto guard = precision_guard(m, lower);
+        return maps(m, x, t);
+      };
+    }
     auto progress = [&](int64_t done, int64_t total) {
       if (tty || done == total) {
         std::fprintf(stderr, "%sevaluate: %s %lld/%lld%s%s", tty ? "\r" : "", name.c_str(),
@@ -172,7 +184,7 @@ void run_evaluate(const EvaluateCliOptions& o) {
                      tty ? "\033[K" : "", tty && done != total ? "" : "\n");
       }
     };
-    rows.push_back({eval::evaluate(*model, name, maps, set, options, progress), title, baseline});
+    rows.push_back({eval::evaluate(*model, name, run_maps, set, opts, progress), title, baseline});
   };
   std::cerr << "evaluate: " << method_names.size() << " method(s) on " << set_name << "\n";
   for (size_t m = 0; m < method_names.size(); ++m) {
@@ -189,16 +201,31 @@ void run_evaluate(const EvaluateCliOptions& o) {
             << cell(margin, 1) << " px, " << o.steps << " deletion/insertion steps\n\n"
             << "| method | pointing game ↑ | energy pointing game ↑ | deletion AUC ↓ | "
                "insertion AUC ↑ | rank corr. top layer ↓ | rank corr. all layers ↓ | ms per "
-               "image |\n"
-            << "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+               "image |"
+            << (lower != Precision::kFloat32
+                    ? std::string(" rank corr. to float32 ↑ |")
+                    : std::string())
+            << "\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            << (lower != Precision::kFloat32 ? " ---: |" : "") << "\n";
   for (const auto& row : rows) {
     const auto& e = row.result;
     std::cout << "| " << row.title << " | " << cell(e.pointing) << " | " << cell(e.energy)
               << " | " << cell(e.deletion_auc) << " | " << cell(e.insertion_auc) << " | "
               << correlation(e, false) << " | " << correlation(e, true) << " | "
-              << cell(e.ms_per_image, 1) << " |\n";
+              << cell(e.ms_per_image, 1) << " |";
+    if (lower != Precision::kFloat32) {
+      std::cout << " " << (e.reference_correlation.empty() ? std::string("") : cell(e.reference_rank))
+                << " |";
+    }
+    std::cout << "\n";
   }
   std::cout << "\n" << kLegend << "\n";
+  if (lower != Precision::kFloat32) {
+    std::cout << "\n--precision " << to_string(lower) << ": each method's maps ran in that "
+              << "precision (the metrics' forward passes in float32); rank corr. to float32: "
+                 "mean Spearman correlation of each image's map with the same method's float32 "
+                 "map (1: the same ranking of pixels).\n";
+  }
 
   json results = json::array();
   for (const auto& row : rows) {
@@ -223,11 +250,14 @@ void run_evaluate(const EvaluateCliOptions& o) {
                        {"energy", e.energy},
                        {"deletion_auc", e.deletion_auc},
                        {"insertion_auc", e.insertion_auc},
+                       {"rank_correlation_to_float32",
+                        e.reference_correlation.empty() ? json(nullptr) : json(e.reference_rank)},
                        {"ms_per_image", e.ms_per_image},
                        {"cascade", cascade},
                        {"per_image", per_image}});
   }
   const json report = {{"model", model->name()},
+                       {"precision", to_string(lower)},
                        {"set", set_name},
                        {"images", set.images.size(0)},
                        {"margin", margin},

@@ -204,7 +204,11 @@ void run_explain(const ExplainOptions& o) {
       std::cout << "  explaining class " << c << " (" << class_name(c, names) << ") with "
                 << info.name << "\n";
     }
-    auto result = method->explain(*model, x, target);
+    Attribution result;
+    {
+      const auto guard = precision_guard(*model);
+      result = method->explain(*model, x, target);
+    }
     result.raw = result.raw.detach().to(torch::kCPU);
     for (auto& [name, value] : result.extras) {
       value = value.detach().to(torch::kCPU);

@@ -372,6 +372,7 @@ void run(const SynthOptions& o, const std::string& kind) {
   };
   prepare_out_dir(o.out);
   SynthesisResult result;
+  auto guard = precision_guard(*model);  // --precision: the optimization's passes
   if (kind == "invert") {
     std::cout << "synthesize: inverting the representation at " << o.layer << " of "
               << o.image << " on " << model->name() << ", " << s.steps << " steps\n";
@@ -401,6 +402,7 @@ void run(const SynthOptions& o, const std::string& kind) {
               << "\n";
     result = synthesize(*model, target, count, s);
   }
+  guard.reset();
   auto pixels = [&](const at::Tensor& x) {
     std::vector<at::Tensor> out;
     for (int64_t i = 0; i < x.size(0); ++i) {

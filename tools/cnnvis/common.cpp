@@ -239,6 +239,8 @@ std::unique_ptr<Model> load_model_weights(const ModelOptions& o) {
 }  // namespace
 
 std::unique_ptr<Model> load_model(const ModelOptions& o) {
+  // Before the (slow) loading: fp16 on the CPU is refused at once.
+  check_precision(precision(), torch::Device(device_string(o)).type());
   std::vector<std::string> labels;
   if (!o.labels.empty()) {
     try {
@@ -533,6 +535,33 @@ std::string& command_line_storage() {
   return line;
 }
 }  // namespace
+
+namespace {
+Precision& precision_storage() {
+  static Precision p = Precision::kFloat32;
+  return p;
+}
+}  // namespace
+
+void set_precision(Precision p) { precision_storage() = p; }
+Precision precision() { return precision_storage(); }
+
+std::unique_ptr<PrecisionGuard> precision_guard(Model& model, Precision p) {
+  if (p == Precision::kFloat32) return nullptr;
+  auto guard = std::make_unique<PrecisionGuard>(model, p);
+  static bool warned = false;
+  if (!warned) {
+    c10::DeviceType device = c10::DeviceType::CPU;
+    for (const auto& param : model.module().parameters()) {
+      device = param.device().type();
+      break;
+    }
+    const auto warning = precision_warning(p, device);
+    if (!warning.empty()) std::cerr << "cnnvis: warning: " << warning << "\n";
+    warned = true;
+  }
+  return guard;
+}
 
 void set_command_line(int argc, char** argv) {
   std::string line = "cnnvis";

@@ -12,6 +12,7 @@
 #include "cnnvis/image.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/model.hpp"
+#include "cnnvis/precision.hpp"
 
 namespace cnnvis::cli {
 
@@ -118,6 +119,14 @@ void setup_scenes(CLI::App& app);
 void setup_demo(CLI::App& app);
 void setup_evaluate(CLI::App& app);
 void setup_synthesize(CLI::App& app);
+
+// --precision (main() sets it): what methods, synthesis and demo run in.
+void set_precision(Precision precision);
+Precision precision();
+// The guard for a command's method calls on `model` in --precision (nothing for float32):
+// refuses a precision the model's device cannot run, and prints precision_warning once per
+// process on stderr.
+std::unique_ptr<PrecisionGuard> precision_guard(Model& model, Precision p = precision());
 
 // The command line as typed ("cnnvis demo --out g"), recorded by main() for reports.
 void set_command_line(int argc, char** argv);

@@ -89,7 +89,25 @@ int main(int argc, char** argv) {
             return std::string();
           },
           "auto|batched|split|channels-last"));
+  std::string precision = "float32";
+  app.add_option("--precision", precision,
+                 "float32 (exact, the default), bf16 (bfloat16: CPUs with AVX512-BF16 or AMX, "
+                 "and CUDA) or fp16 (CUDA): convolutions and linear layers of every method, "
+                 "synthesis and demo run in that dtype under LibTorch's autocast, results stay "
+                 "float32; `cnnvis bench` then times both and gives the maps' rank correlation")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            try {
+              cnnvis::parse_precision(value);
+            } catch (const cnnvis::Error&) {
+              return std::string("expected float32, bf16 or fp16, got '" + value + "'");
+            }
+            return std::string();
+          },
+          "float32|bf16|fp16"));
   app.parse_complete_callback([&] {
+    cnnvis::cli::set_precision(cnnvis::parse_precision(precision));
     at::set_num_threads(threads);
     cnnvis::set_gradient_strategy(cnnvis::parse_gradient_strategy(strategy));
     cnnvis::set_image_pixel_limit(std::max<int64_t>(1, std::llround(megapixels * 1e6)));

@@ -10,9 +10,15 @@
 // tests/python/save_torchscript.py writes; bench/script.sh does both), a forward pass, vanilla,
 // Grad-CAM and Ablation-CAM of torchvision's ResNet-18 scripted and traced, against the zoo's
 // native ResNet-18 with the same weights, batch 1 at 224, --benchmark_filter=script/.
+// The zoo against torchvision (issue 17): with CNNVIS_TRACE_MODELS=DIR (bench/save_traces.py
+// writes it; bench/zoo_vs_trace.sh does both), the zoo's forward pass against torchvision's
+// model traced by PyTorch and run by LibTorch's own TorchScript interpreter (torch::jit::load,
+// default executor: the kernels PyTorch runs), AlexNet, VGG16, ResNet-18 and ResNet-50 at
+// batch 1, 8 and 32, 224 x 224, under InferenceMode, --benchmark_filter=trace/.
 // Models are registered explicitly from main (static self-registration is dropped when linking
 // a static library).
 #include <benchmark/benchmark.h>
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -100,6 +106,24 @@ void script_vs_native(benchmark::State& state, const std::string& arch, const st
   state.SetItemsProcessed(state.iterations());
 }
 
+// A forward pass of `arch`: the zoo's (file empty) or the traced torchvision file.
+void zoo_vs_trace(benchmark::State& state, const std::string& arch, const std::string& file) {
+  const auto x = torch::randn({state.range(0), 3, 224, 224});
+  if (file.empty()) {
+    auto model = cnnvis::make_model(arch);
+    cnnvis::randomize_weights(*model, 1234);  // save_traces.py's weights
+    torch::InferenceMode guard;
+    for (auto _ : state) benchmark::DoNotOptimize(model->forward(x).output);
+  } else {
+    auto module = torch::jit::load(file);
+    module.eval();
+    torch::InferenceMode guard;
+    const std::vector<torch::jit::IValue> inputs{x};
+    for (auto _ : state) benchmark::DoNotOptimize(module.forward(inputs));
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -134,6 +158,18 @@ int main(int argc, char** argv) {
             std::string(what))
             ->Unit(benchmark::kMillisecond)
             ->MinTime(what == std::string("ablation-cam") ? 4.0 : 2.0);
+      }
+    }
+  }
+  if (const char* dir = std::getenv("CNNVIS_TRACE_MODELS")) {
+    for (const char* arch : {"alexnet", "vgg16", "resnet18", "resnet50"}) {
+      const std::string file = std::string(dir) + "/" + arch + "_trace.pt";
+      if (!std::ifstream(file)) continue;  // bench/zoo_vs_trace.sh checks that all are there
+      for (const auto& [label, path] : {std::pair<std::string, std::string>{"native", ""},
+                                        std::pair<std::string, std::string>{"traced", file}}) {
+        benchmark::RegisterBenchmark(("trace/" + std::string(arch) + "/" + label).c_str(),
+                                     zoo_vs_trace, std::string(arch), path)
+            ->Arg(1)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond)->MinTime(1.0);
       }
     }
   }

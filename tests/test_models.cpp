@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cnnvis/error.hpp"
@@ -128,6 +129,46 @@ TEST(Model, ForwardFromEveryResumableLayerGivesTheSameOutput) {
     for (const auto& name : resumable) {
       auto y = model->forward_from(name, r.taps.at(name));
       EXPECT_TRUE(torch::allclose(y, r.output, 1e-5, 1e-5)) << arch << " " << name;
+    }
+  }
+}
+
+// Without a gradient the zoo runs its ReLUs and residual sums in place (as torchvision), but
+// never on a tensor that someone else holds: a tap, the caller's input, forward_from's
+// activation. Every tap equals the one a pass with that tap alone gives, and inputs are kept.
+TEST(Model, InPlaceLayersNeverOverwriteTapsOrInputs) {
+  for (const std::string arch : {"alexnet", "vgg11", "resnet18", "resnet50"}) {
+    SCOPED_TRACE(arch);
+    auto model = make_model(arch);
+    randomize_weights(*model, 4);
+    const int64_t size = arch == "alexnet" ? 64 : 32;
+    const auto x = torch::randn({2, 3, size, size});
+    const auto x_copy = x.clone();
+    std::vector<std::string> names;
+    for (const auto& info : model->layers()) {
+      if (info.type != "Sequential") names.push_back(info.name);
+    }
+    for (int mode = 0; mode < 2; ++mode) {  // NoGradGuard, InferenceMode
+      std::optional<torch::NoGradGuard> no_grad;
+      std::optional<c10::InferenceMode> inference;
+      if (mode == 0) no_grad.emplace(); else inference.emplace();
+      const auto plain = model->forward(x).output;
+      const auto all = model->forward(x, names);
+      EXPECT_TRUE(torch::equal(all.output, plain));
+      for (size_t k = mode; k < names.size(); k += 5) {  // a fifth of them per mode (time)
+        const auto alone = model->forward(x, {names[k]}).taps.at(names[k]);
+        ASSERT_TRUE(torch::equal(all.taps.at(names[k]), alone)) << names[k];
+      }
+      // A pre-activation tap keeps its negative values.
+      const std::string pre = arch.rfind("resnet", 0) == 0 ? "layer1.0.bn2" : "features.0";
+      EXPECT_LT(model->forward(x, {pre}).taps.at(pre).min().item<double>(), 0);
+      EXPECT_TRUE(torch::equal(x, x_copy));
+      // forward_from's activation is the caller's: left as it was.
+      const std::string from = arch.rfind("resnet", 0) == 0 ? "bn1" : "features.0";
+      const auto a = all.taps.at(from).clone();
+      const auto a_copy = a.clone();
+      EXPECT_TRUE(torch::equal(model->forward_from(from, a), plain));
+      EXPECT_TRUE(torch::equal(a, a_copy));
     }
   }
 }

@@ -37,9 +37,23 @@ struct Recorder {
   }
 };
 
+// True when nothing but the caller's one reference can see t, so it may be overwritten in
+// place (as torchvision's ReLU(inplace=True) and BasicBlock's `out += identity`): no gradient
+// is recorded through it, no other tensor shares its storage (a tap, the caller's input, a
+// view), and it is not an inference tensor outside InferenceMode.
+bool can_overwrite(const Tensor& t) {
+  return !t.requires_grad() && t.use_count() == 1 && t.storage().use_count() == 1 &&
+         (!t.is_inference() || c10::InferenceMode::is_enabled());
+}
+
 class ReluImpl : public nn::Module {
  public:
-  Tensor forward(const Tensor& x) { return cnnvis::relu(x, mode); }
+  // In place when x can be overwritten (no allocation: the forward passes of methods and
+  // metrics record no gradient), else cnnvis::relu (the ReLU mode's backward).
+  Tensor forward(const Tensor& x) {
+    if (can_overwrite(x)) return x.relu_();
+    return cnnvis::relu(x, mode);
+  }
   ReluMode mode = ReluMode::kNormal;
 };
 TORCH_MODULE(Relu);
@@ -171,6 +185,11 @@ class BlockImpl : public nn::Module {
       identity = rec(prefix + "downsample.1", identity);
       identity = rec(prefix + "downsample", identity);
     }
+    if (can_overwrite(out)) {
+      identity = out.add_(identity);  // out's only reference: reuse its memory
+      out.reset();
+      return step("relu", relu_, identity);
+    }
     return step("relu", relu_, out + identity);
   }
 
@@ -237,10 +256,16 @@ class ZooModel : public Model {
       auto child = seq->ptr(i);
       const std::string child_name = name + "." + std::to_string(i);
       nn::AnyModule any = *(seq->begin() + static_cast<std::ptrdiff_t>(i));
-      add_stage(child_name, type_of(child), count_parameters(*child),
-                [any](const Tensor& x, const Recorder&) mutable {
-                  return any.forward<Tensor>(x);
-                });
+      if (auto relu = std::dynamic_pointer_cast<ReluImpl>(child)) {
+        // Called directly: AnyModule would hold a second reference to x (no ReLU in place).
+        add_stage(child_name, "ReLU", 0,
+                  [relu](const Tensor& x, const Recorder&) { return relu->forward(x); });
+      } else {
+        add_stage(child_name, type_of(child), count_parameters(*child),
+                  [any](const Tensor& x, const Recorder&) mutable {
+                    return any.forward<Tensor>(x);
+                  });
+      }
       add_graph_layer(child_name, type_of(child), child);
     }
     alias_ending_stage(name);

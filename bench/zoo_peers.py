@@ -34,9 +34,7 @@ arch, repeat, threads, rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), s
 torch.set_num_threads(threads)
 model = getattr(torchvision.models, arch)()
 randomize_weights(model, 0)
-model.eval()
-for p in model.parameters():
-    p.requires_grad_(False)
+model.eval()  # parameters keep requires_grad, as a user's model has them
 layer = model.features[29] if arch.startswith("vgg") else model.layer4
 mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)

@@ -47,9 +47,13 @@ at::Tensor Occlusion::attribute(Model& model, const at::Tensor& input_in, const 
   auto count = torch::zeros({h, w}, input.options());
   const int64_t k_max = std::max<int64_t>(1, options_.batch / n);
   const int64_t nw = static_cast<int64_t>(windows.size());
+  // The occluded copies of every batch are written into one buffer (no allocation per batch).
+  const int64_t c = input.size(1);
+  auto buffer = torch::empty({n * std::min(k_max, nw) * c * h * w}, input.options());
   for (int64_t first = 0; first < nw; first += k_max) {
     const int64_t k = std::min(k_max, nw - first);
-    auto copies = input.unsqueeze(1).repeat({1, k, 1, 1, 1});  // [N, k, 3, H, W]
+    auto copies = buffer.narrow(0, 0, n * k * c * h * w).view({n, k, c, h, w});
+    copies.copy_(input.unsqueeze(1).expand({n, k, c, h, w}));
     for (int64_t j = 0; j < k; ++j) {
       const auto& win_j = windows[first + j];
       copies.select(1, j)
@@ -59,7 +63,7 @@ at::Tensor Occlusion::attribute(Model& model, const at::Tensor& input_in, const 
     }
     const auto scores =
         target.repeat_interleave(k)
-            .score(model.forward(copies.reshape({n * k, input.size(1), h, w}), target.taps()))
+            .score(model.forward(copies.view({n * k, c, h, w}), target.taps()))
             .view({n, k});
     const auto drop = base_scores.view({n, 1}) - scores;  // [N, k]
     for (int64_t j = 0; j < k; ++j) {

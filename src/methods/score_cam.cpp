@@ -60,9 +60,13 @@ at::Tensor ScoreCam::layer_map(Model& model, const at::Tensor& input, const Targ
     const auto t = target.select(i);
     const auto xi = input[i].detach().unsqueeze(0);
     std::vector<at::Tensor> scores;
+    // The masked images of every batch are written into one buffer (no allocation per batch).
+    const int64_t b_max = std::min(options_.batch, kk);
+    auto buffer = torch::empty({b_max * xi.size(1) * h * w}, xi.options());
     for (int64_t first = 0; first < kk; first += options_.batch) {
       const int64_t b = std::min(options_.batch, kk - first);
-      const auto masked = xi * masks.slice(0, first, first + b);  // [b, 3, H, W]
+      auto masked = buffer.narrow(0, 0, b * xi.size(1) * h * w).view({b, xi.size(1), h, w});
+      torch::mul_out(masked, xi, masks.slice(0, first, first + b));  // [b, 3, H, W]
       const auto result = model.forward(masked, t.taps());
       auto s = t.score(result);
       if (options_.weighting == "probability") {

@@ -173,6 +173,29 @@ TEST(Model, InPlaceLayersNeverOverwriteTapsOrInputs) {
   }
 }
 
+// While a gradient is recorded the zoo's ReLUs and sums also run in place (as PyTorch's
+// in-place ReLU): the input gradient equals the one of a pass that taps every layer (taps
+// keep every tensor, so nothing runs in place there), bit for bit.
+TEST(Model, InPlaceLayersKeepTheGradient) {
+  for (const std::string arch : {"vgg11", "resnet18", "resnet50"}) {
+    SCOPED_TRACE(arch);
+    auto model = make_model(arch);
+    randomize_weights(*model, 6);
+    model->module().to(torch::kDouble);
+    std::vector<std::string> names;
+    for (const auto& info : model->layers()) {
+      if (info.type != "Sequential") names.push_back(info.name);
+    }
+    const auto x = torch::randn({2, 3, 32, 32}, torch::kDouble);
+    auto grad = [&](bool tapped) {
+      const auto xi = x.clone().requires_grad_(true);
+      const auto out = tapped ? model->forward(xi, names).output : model->forward(xi).output;
+      return torch::autograd::grad({out.select(1, 3).sum()}, {xi})[0];
+    };
+    EXPECT_TRUE(torch::equal(grad(false), grad(true)));
+  }
+}
+
 TEST(Model, ForwardFromInsideABlockIsRefusedWithResumableNames) {
   auto model = make_model("resnet18");
   try {

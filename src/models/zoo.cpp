@@ -46,12 +46,24 @@ bool can_overwrite(const Tensor& t) {
          (!t.is_inference() || c10::InferenceMode::is_enabled());
 }
 
+// The same while a gradient is recorded, as PyTorch allows it for torchvision's in-place ReLU
+// and `out += identity`: t is an intermediate result that only this pass holds, and the
+// operation that made it (a convolution, batch norm, linear layer or sum: the only ones before
+// a zoo ReLU or sum) does not keep it for its backward.
+bool can_overwrite_in_graph(const Tensor& t) {
+  return t.requires_grad() && !t.is_leaf() && !t.is_view() && t.use_count() == 1 &&
+         t.storage().use_count() == 1;
+}
+
 class ReluImpl : public nn::Module {
  public:
-  // In place when x can be overwritten (no allocation: the forward passes of methods and
-  // metrics record no gradient), else cnnvis::relu (the ReLU mode's backward).
+  // In place when x can be overwritten (no allocation: forward passes without a gradient, and
+  // plain gradients, whose ReLU backward needs only the output), else cnnvis::relu (the ReLU
+  // mode's backward: guided backprop and deconvnet).
   Tensor forward(const Tensor& x) {
-    if (can_overwrite(x)) return x.relu_();
+    if (can_overwrite(x) || (mode == ReluMode::kNormal && can_overwrite_in_graph(x))) {
+      return x.relu_();
+    }
     return cnnvis::relu(x, mode);
   }
   ReluMode mode = ReluMode::kNormal;
@@ -185,7 +197,7 @@ class BlockImpl : public nn::Module {
       identity = rec(prefix + "downsample.1", identity);
       identity = rec(prefix + "downsample", identity);
     }
-    if (can_overwrite(out)) {
+    if (can_overwrite(out) || can_overwrite_in_graph(out)) {
       identity = out.add_(identity);  // out's only reference: reuse its memory
       out.reset();
       return step("relu", relu_, identity);

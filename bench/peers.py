@@ -10,17 +10,12 @@ file in MODELS (written by tests/python/save_torchscript.py) run by PyTorch's in
 (bench/peers.sh runs it, alternating with cnnvis; ../shared/REFERENCES.md has the revisions)."""
 import json
 import os
-import statistics
 import sys
-import time
 import warnings
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "tests", "python"))
-for var in ("CAPTUM", "PGC", "TTACH"):
-    if var not in os.environ:
-        sys.exit(f"peers.py: set {var} to a checkout (../shared/REFERENCES.md has the revisions)")
-    sys.path.insert(0, os.environ[var])
+from peer_common import median_ms as median_ms_of, use_checkouts
+
+use_checkouts("peers.py", ("CAPTUM", "PGC", "TTACH"))
 if "MODELS" not in os.environ:
     sys.exit("peers.py: set MODELS to the folder of tests/python/save_torchscript.py's files")
 
@@ -44,13 +39,7 @@ target = 3
 
 
 def median_ms(f):
-    f()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    return median_ms_of(f, repeat)
 
 
 def forward():

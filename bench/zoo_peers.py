@@ -13,18 +13,12 @@ REPEAT timed calls; prints {"tool:method": median ms} as JSON for the ROWS asked
     CAPTUM=... PGC=... TTACH=... ZENNIT=... /usr/bin/python3 bench/zoo_peers.py ARCH REPEAT THREADS ROW...
 (bench/peers.sh runs it, alternating with cnnvis; ../shared/REFERENCES.md has the revisions)."""
 import json
-import os
-import statistics
 import sys
-import time
 import warnings
 
-here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "tests", "python"))
-for var in ("CAPTUM", "PGC", "TTACH", "ZENNIT"):
-    if var not in os.environ:
-        sys.exit(f"zoo_peers.py: set {var} to a checkout (../shared/REFERENCES.md has the revisions)")
-    sys.path.insert(0, os.environ[var])
+from peer_common import median_ms as median_ms_of, use_checkouts
+
+use_checkouts("zoo_peers.py", ("CAPTUM", "PGC", "TTACH", "ZENNIT"))
 
 import torch  # noqa: E402
 import torchvision  # noqa: E402
@@ -43,13 +37,7 @@ target = 3
 
 
 def median_ms(f):
-    f()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    return median_ms_of(f, repeat)
 
 
 def make(row):

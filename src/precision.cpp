@@ -10,56 +10,31 @@
 #include "cnnvis/error.hpp"
 #include "cnnvis/model.hpp"
 
-// LibTorch 2.4 replaced the per-backend autocast calls (deprecated since) by ones taking the
-// device type.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-#define CNNVIS_AUTOCAST_BY_DEVICE 1
-#endif
-
 namespace cnnvis {
 namespace {
 
-bool autocast_enabled(c10::DeviceType device) {
-#ifdef CNNVIS_AUTOCAST_BY_DEVICE
-  return at::autocast::is_autocast_enabled(device);
+// The autocast state of one device type on this thread. LibTorch 2.4 replaced the per-backend
+// calls (deprecated since) by ones taking the device type.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool autocast_enabled(c10::DeviceType d) { return at::autocast::is_autocast_enabled(d); }
+void set_autocast_enabled(c10::DeviceType d, bool on) { at::autocast::set_autocast_enabled(d, on); }
+at::ScalarType autocast_dtype(c10::DeviceType d) { return at::autocast::get_autocast_dtype(d); }
+void set_autocast_dtype(c10::DeviceType d, at::ScalarType t) { at::autocast::set_autocast_dtype(d, t); }
 #else
-  return device == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled()
-                                        : at::autocast::is_enabled();
-#endif
+constexpr bool on_cpu(c10::DeviceType d) { return d == c10::DeviceType::CPU; }
+bool autocast_enabled(c10::DeviceType d) {
+  return on_cpu(d) ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
 }
-
-void set_autocast_enabled(c10::DeviceType device, bool enabled) {
-#ifdef CNNVIS_AUTOCAST_BY_DEVICE
-  at::autocast::set_autocast_enabled(device, enabled);
-#else
-  if (device == c10::DeviceType::CPU) {
-    at::autocast::set_cpu_enabled(enabled);
-  } else {
-    at::autocast::set_enabled(enabled);
-  }
-#endif
+void set_autocast_enabled(c10::DeviceType d, bool on) {
+  on_cpu(d) ? at::autocast::set_cpu_enabled(on) : at::autocast::set_enabled(on);
 }
-
-at::ScalarType autocast_dtype(c10::DeviceType device) {
-#ifdef CNNVIS_AUTOCAST_BY_DEVICE
-  return at::autocast::get_autocast_dtype(device);
-#else
-  return device == c10::DeviceType::CPU ? at::autocast::get_autocast_cpu_dtype()
-                                        : at::autocast::get_autocast_gpu_dtype();
-#endif
+at::ScalarType autocast_dtype(c10::DeviceType d) {
+  return on_cpu(d) ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
 }
-
-void set_autocast_dtype(c10::DeviceType device, at::ScalarType dtype) {
-#ifdef CNNVIS_AUTOCAST_BY_DEVICE
-  at::autocast::set_autocast_dtype(device, dtype);
-#else
-  if (device == c10::DeviceType::CPU) {
-    at::autocast::set_autocast_cpu_dtype(dtype);
-  } else {
-    at::autocast::set_autocast_gpu_dtype(dtype);
-  }
-#endif
+void set_autocast_dtype(c10::DeviceType d, at::ScalarType t) {
+  on_cpu(d) ? at::autocast::set_autocast_cpu_dtype(t) : at::autocast::set_autocast_gpu_dtype(t);
 }
+#endif
 
 at::ScalarType dtype_of(Precision precision) {
   return precision == Precision::kFloat16 ? at::kHalf : at::kBFloat16;

@@ -49,6 +49,8 @@ class PrecisionGuard {
   ~PrecisionGuard();
   PrecisionGuard(const PrecisionGuard&) = delete;
   PrecisionGuard& operator=(const PrecisionGuard&) = delete;
+  // The model's device type, where autocast is on (CPU for a model without parameters).
+  c10::DeviceType device() const { return device_; }
 
  private:
   Precision precision_;

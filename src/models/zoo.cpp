@@ -41,8 +41,12 @@ struct Recorder {
 // place (as torchvision's ReLU(inplace=True) and BasicBlock's `out += identity`): no gradient
 // is recorded through it, no other tensor shares its storage (a tap, the caller's input, a
 // view), and it is not an inference tensor outside InferenceMode.
+bool sole_reference(const Tensor& t) {
+  return t.use_count() == 1 && t.storage().use_count() == 1;
+}
+
 bool can_overwrite(const Tensor& t) {
-  return !t.requires_grad() && t.use_count() == 1 && t.storage().use_count() == 1 &&
+  return !t.requires_grad() && sole_reference(t) &&
          (!t.is_inference() || c10::InferenceMode::is_enabled());
 }
 
@@ -51,8 +55,7 @@ bool can_overwrite(const Tensor& t) {
 // operation that made it (a convolution, batch norm, linear layer or sum: the only ones before
 // a zoo ReLU or sum) does not keep it for its backward.
 bool can_overwrite_in_graph(const Tensor& t) {
-  return t.requires_grad() && !t.is_leaf() && !t.is_view() && t.use_count() == 1 &&
-         t.storage().use_count() == 1;
+  return t.requires_grad() && !t.is_leaf() && !t.is_view() && sole_reference(t);
 }
 
 class ReluImpl : public nn::Module {

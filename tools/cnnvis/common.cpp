@@ -551,12 +551,7 @@ std::unique_ptr<PrecisionGuard> precision_guard(Model& model, Precision p) {
   auto guard = std::make_unique<PrecisionGuard>(model, p);
   static bool warned = false;
   if (!warned) {
-    c10::DeviceType device = c10::DeviceType::CPU;
-    for (const auto& param : model.module().parameters()) {
-      device = param.device().type();
-      break;
-    }
-    const auto warning = precision_warning(p, device);
+    const auto warning = precision_warning(p, guard->device());
     if (!warning.empty()) std::cerr << "cnnvis: warning: " << warning << "\n";
     warned = true;
   }

@@ -46,6 +46,22 @@ std::string torch_error_line(const c10::Error& e) {
          "); if the inputs are valid this is a bug, please report it with the command line";
 }
 
+// A validator that accepts what `parse` accepts (it throws cnnvis::Error otherwise), with
+// the refusal in the project's words: "expected <expected>, got 'VALUE'".
+template <typename Parse>
+CLI::Validator parsed_by(Parse parse, const std::string& expected, const std::string& names) {
+  return CLI::Validator(
+      [parse, expected](std::string& value) {
+        try {
+          parse(value);
+        } catch (const cnnvis::Error&) {
+          return "expected " + expected + ", got '" + value + "'";
+        }
+        return std::string();
+      },
+      names);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -78,17 +94,9 @@ int main(int argc, char** argv) {
                  "then the fastest is kept; `cnnvis bench` shows the choice). Fix it for runs "
                  "identical to the last bit")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& value) {
-            try {
-              cnnvis::parse_gradient_strategy(value);
-            } catch (const cnnvis::Error&) {
-              return std::string("expected auto, batched, split or channels-last, got '" +
-                               value + "'");
-            }
-            return std::string();
-          },
-          "auto|batched|split|channels-last"));
+      ->check(parsed_by([](const std::string& v) { cnnvis::parse_gradient_strategy(v); },
+                        "auto, batched, split or channels-last",
+                        "auto|batched|split|channels-last"));
   std::string precision = "float32";
   app.add_option("--precision", precision,
                  "float32 (exact, the default), bf16 (bfloat16: CPUs with AVX512-BF16 or AMX, "
@@ -96,16 +104,8 @@ int main(int argc, char** argv) {
                  "synthesis and demo run in that dtype under LibTorch's autocast, results stay "
                  "float32; `cnnvis bench` then times both and gives the maps' rank correlation")
       ->capture_default_str()
-      ->check(CLI::Validator(
-          [](std::string& value) {
-            try {
-              cnnvis::parse_precision(value);
-            } catch (const cnnvis::Error&) {
-              return std::string("expected float32, bf16 or fp16, got '" + value + "'");
-            }
-            return std::string();
-          },
-          "float32|bf16|fp16"));
+      ->check(parsed_by([](const std::string& v) { cnnvis::parse_precision(v); },
+                        "float32, bf16 or fp16", "float32|bf16|fp16"));
   app.parse_complete_callback([&] {
     cnnvis::cli::set_precision(cnnvis::parse_precision(precision));
     at::set_num_threads(threads);

@@ -440,6 +440,15 @@ expect 2 "^cnnvis: error: --gradient-strategy: expected auto, batched, split or 
 "$CNNVIS" --threads 2 bench integrated-gradients --model resnet18 --random-weights 0 --size 32 --repeat 5 --option steps=4 --option batch=2 > "$work/stdout" 2>&1 \
   && /usr/bin/python3 -c "import json,sys; g=json.load(open(sys.argv[1]))['gradient_strategy']; assert g['policy'] == 'auto' and g['measured'] and g['measured'][0]['choice'] in ('batched', 'split', 'channels-last') and sorted(g['measured'][0]['ms']) == ['batched', 'channels-last', 'split'], g" "$work/stdout" \
   && ok || fail "bench gradient_strategy: $(cat "$work/stdout")"
+expect 2 "^cnnvis: error: --pass-size: expected auto or full, got '16'" "$CNNVIS" --pass-size 16 list
+# bench shows the measured pass size of a perturbation method (occlusion: 49 windows, passes of
+# at most 8) and its policy; --pass-size full measures nothing.
+"$CNNVIS" --threads 2 bench occlusion --model resnet18 --random-weights 0 --size 32 --repeat 1 --option window=8 --option stride=4 --option batch=8 > "$work/stdout" 2>&1 \
+  && /usr/bin/python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['pass_size']; m=p['measured']; assert p['policy'] == 'auto' and len(m) == 1 and m[0]['choice'] in ('8', '4', '2') and sorted(m[0]['ms_per_row']) == ['2', '4', '8'] and m[0]['key'].startswith('resnet18 forward [1, 3, 32, 32] Float, 2 threads, batch 8'), p" "$work/stdout" \
+  && ok || fail "bench pass_size: $(cat "$work/stdout")"
+"$CNNVIS" --pass-size full bench occlusion --model resnet18 --random-weights 0 --size 32 --repeat 1 --option window=8 --option stride=4 > "$work/stdout" 2>&1 \
+  && /usr/bin/python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['pass_size']; assert p == {'policy': 'full', 'measured': []}, p" "$work/stdout" \
+  && ok || fail "bench --pass-size full: $(cat "$work/stdout")"
 # --precision: refused values and devices; bf16 runs explain (float32 .npy), bench (both
 # precisions timed, the maps' rank correlation), evaluate (the column against float32).
 expect 2 "^cnnvis: error: --precision: expected float32, bf16 or fp16, got 'half'" "$CNNVIS" --precision half list

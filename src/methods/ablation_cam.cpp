@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "cnnvis/error.hpp"
+#include "cnnvis/strategy.hpp"
 #include "methods/cam_common.hpp"
 
 namespace cnnvis {
@@ -28,12 +29,14 @@ at::Tensor AblationCam::layer_map(Model& model, const at::Tensor&, const Target&
     const auto ai = a[i].unsqueeze(0);  // [1, K, h, w]
     const double y = t.score({model.forward_from(layer.name, ai), {}})[0].item<double>();
     std::vector<at::Tensor> scores;
-    for (int64_t first = 0; first < k; first += options_.batch) {
-      const int64_t b = std::min(options_.batch, k - first);
+    // Ablated copies per pass: at most `batch`, measured (cnnvis/strategy.hpp).
+    const auto pass = [&](int64_t first, int64_t b) {
       auto ablated = ai.repeat({b, 1, 1, 1});
       for (int64_t j = 0; j < b; ++j) ablated[j][first + j].zero_();
       scores.push_back(t.score({model.forward_from(layer.name, ablated), {}}));
-    }
+    };
+    detail::run_in_passes(detail::pass_key(model, "forward from " + layer.name, ai), k,
+                          options_.batch, detail::pass_measured(ai), pass);
     const auto drops = (y - torch::cat(scores)) / y;  // [K]
     maps.push_back((drops.to(a.scalar_type()).view({k, 1, 1}) * a[i]).sum(0));
   }
@@ -47,7 +50,9 @@ MethodInfo ablation_cam_method_info() {
                  "channel is zeroed (no gradients)";
   info.paper = "Desai, Ramaswamy 2020, Ablation-CAM";
   info.options = detail::cam_option_infos();
-  info.options.push_back({"batch", "32", "ablated activations per forward pass"});
+  info.options.push_back({"batch", "32",
+                          "ablated activations per forward pass at most (bounds memory); "
+                          "--pass-size auto measures passes of batch, batch/2 and batch/4"});
   info.views = detail::cam_views(Colormap::kJet, 0.5);
   info.views_for = detail::cam_views_for;
   info.make = [](const MethodParams& params) -> std::unique_ptr<Method> {

@@ -1,12 +1,14 @@
 #include "methods/common.hpp"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <sstream>
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
+#include "cnnvis/precision.hpp"
 
 namespace cnnvis::detail {
 namespace {
@@ -145,5 +147,13 @@ void check_input_space(const at::Tensor& raw, const at::Tensor& input, const std
                       "gradient-x-input or occlusion as the base");
   }
 }
+
+std::string pass_key(const Model& model, const std::string& entry, const at::Tensor& row) {
+  return model.name() + " " + entry + " " + c10::str(row.sizes()) + " " +
+         c10::toString(row.scalar_type()) + autocast_suffix(row.device().type()) + ", " +
+         std::to_string(at::get_num_threads()) + " threads";
+}
+
+bool pass_measured(const at::Tensor& row) { return row.device().is_cpu(); }
 
 }  // namespace cnnvis::detail

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cnnvis/method.hpp"
+#include "cnnvis/model.hpp"
 
 namespace cnnvis::detail {
 
@@ -46,5 +47,12 @@ std::vector<View> gradient_views(bool with_signs, const std::string& source = ""
 // Throws cnnvis::Error unless `raw` has the input's shape (an input-space attribution).
 void check_input_space(const at::Tensor& raw, const at::Tensor& input, const std::string& who,
                        const std::string& base);
+
+// The key under which run_in_passes (cnnvis/strategy.hpp) measures the rows per pass of a
+// perturbation method: "resnet18 forward [3, 224, 224] Float, 2 threads" for passes into
+// `entry` of rows shaped like `row` (one image, or one layer's activation). Measured only on the
+// CPU: pass_measured().
+std::string pass_key(const Model& model, const std::string& entry, const at::Tensor& row);
+bool pass_measured(const at::Tensor& row);
 
 }  // namespace cnnvis::detail

@@ -4,6 +4,7 @@
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
+#include "cnnvis/strategy.hpp"
 #include "methods/common.hpp"
 
 namespace cnnvis {
@@ -47,11 +48,11 @@ at::Tensor Occlusion::attribute(Model& model, const at::Tensor& input_in, const 
   auto count = torch::zeros({h, w}, input.options());
   const int64_t k_max = std::max<int64_t>(1, options_.batch / n);
   const int64_t nw = static_cast<int64_t>(windows.size());
-  // The occluded copies of every batch are written into one buffer (no allocation per batch).
+  // The occluded copies of every pass are written into one buffer (no allocation per pass).
   const int64_t c = input.size(1);
   auto buffer = torch::empty({n * std::min(k_max, nw) * c * h * w}, input.options());
-  for (int64_t first = 0; first < nw; first += k_max) {
-    const int64_t k = std::min(k_max, nw - first);
+  // Windows per pass: at most k_max, measured (cnnvis/strategy.hpp).
+  const auto pass = [&](int64_t first, int64_t k) {
     auto copies = buffer.narrow(0, 0, n * k * c * h * w).view({n, k, c, h, w});
     copies.copy_(input.unsqueeze(1).expand({n, k, c, h, w}));
     for (int64_t j = 0; j < k; ++j) {
@@ -72,7 +73,9 @@ at::Tensor Occlusion::attribute(Model& model, const at::Tensor& input_in, const 
       total.slice(1, win_j.y, y1).slice(2, win_j.x, x1) += drop.select(1, j).view({n, 1, 1});
       count.slice(0, win_j.y, y1).slice(1, win_j.x, x1) += 1;
     }
-  }
+  };
+  detail::run_in_passes(detail::pass_key(model, "forward", input), nw, k_max,
+                        detail::pass_measured(input), pass);
   return (total / count).unsqueeze(1).expand({n, input.size(1), h, w}).contiguous();
 }
 
@@ -86,7 +89,9 @@ MethodInfo occlusion_method_info() {
       {"window", "16", "side of the square window in pixels"},
       {"stride", "8", "step of the window in pixels"},
       {"baseline", "0", "value of the occluded pixels in normalized space (0: the mean colour)"},
-      {"batch", "32", "occluded images per forward pass"},
+      {"batch", "32",
+       "occluded images per forward pass at most (bounds memory); --pass-size auto measures "
+       "passes of batch, batch/2 and batch/4 on the CPU and keeps the fastest"},
   };
   info.views = {
       {"map", "occlusion map: score drop, min-max scaled, jet colormap", "",

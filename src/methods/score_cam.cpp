@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "cnnvis/error.hpp"
+#include "cnnvis/strategy.hpp"
 #include "methods/cam_common.hpp"
 
 namespace cnnvis {
@@ -60,11 +61,11 @@ at::Tensor ScoreCam::layer_map(Model& model, const at::Tensor& input, const Targ
     const auto t = target.select(i);
     const auto xi = input[i].detach().unsqueeze(0);
     std::vector<at::Tensor> scores;
-    // The masked images of every batch are written into one buffer (no allocation per batch).
+    // The masked images of every pass are written into one buffer (no allocation per pass);
+    // masks per pass: at most `batch`, measured (cnnvis/strategy.hpp).
     const int64_t b_max = std::min(options_.batch, kk);
     auto buffer = torch::empty({b_max * xi.size(1) * h * w}, xi.options());
-    for (int64_t first = 0; first < kk; first += options_.batch) {
-      const int64_t b = std::min(options_.batch, kk - first);
+    const auto pass = [&](int64_t first, int64_t b) {
       auto masked = buffer.narrow(0, 0, b * xi.size(1) * h * w).view({b, xi.size(1), h, w});
       torch::mul_out(masked, xi, masks.slice(0, first, first + b));  // [b, 3, H, W]
       const auto result = model.forward(masked, t.taps());
@@ -73,7 +74,9 @@ at::Tensor ScoreCam::layer_map(Model& model, const at::Tensor& input, const Targ
         s = torch::exp(s - torch::logsumexp(result.output, 1));
       }
       scores.push_back(s);
-    }
+    };
+    detail::run_in_passes(detail::pass_key(model, "forward", xi), kk, options_.batch,
+                          detail::pass_measured(xi), pass);
     auto weights_kept = torch::cat(scores);
     if (options_.weighting == "softmax-logit") weights_kept = torch::softmax(weights_kept, 0);
     auto weights = torch::zeros({k}, a.options());
@@ -93,7 +96,9 @@ MethodInfo score_cam_method_info() {
   info.options.push_back({"weighting", "probability",
                           "probability (the paper's) or softmax-logit (pytorch-grad-cam's: a "
                           "softmax over channels of the target logit)"});
-  info.options.push_back({"batch", "32", "masked images per forward pass"});
+  info.options.push_back({"batch", "32",
+                          "masked images per forward pass at most (bounds memory); --pass-size "
+                          "auto measures passes of batch, batch/2 and batch/4 on the CPU"});
   info.views = detail::cam_views(Colormap::kJet, 0.5);
   info.views_for = detail::cam_views_for;
   info.make = [](const MethodParams& params) -> std::unique_ptr<Method> {

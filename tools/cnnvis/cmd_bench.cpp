@@ -51,14 +51,18 @@ double time_once(F&& f) {
       .count();
 }
 
-// Warm-up: f once, then again while a gradient strategy is still being measured (at most 20
-// calls): the timed calls see the steady state that a long run sees. The measuring calls do
-// their real work; their times are in the report's `gradient_strategy`.
+// Warm-up: f once, then again while a gradient strategy or a pass size is still being measured
+// (at most 20 calls): the timed calls see the steady state that a long run sees. The measuring
+// calls do their real work; their times are in the report's `gradient_strategy` and
+// `pass_size`.
 template <typename F>
 void warm_up(F&& f) {
   f();
   auto measuring = [] {
     for (const auto& r : gradient_strategy_report()) {
+      if (r.choice == "measuring") return true;
+    }
+    for (const auto& r : pass_size_report()) {
       if (r.choice == "measuring") return true;
     }
     return false;
@@ -259,6 +263,14 @@ void run_bench(const BenchOptions& o) {
   }
   out["gradient_strategy"] = {{"policy", to_string(gradient_strategy())},
                               {"measured", strategies}};
+  // What the measured pass size chose (occlusion, Score-CAM, Ablation-CAM), per key.
+  nlohmann::json passes = nlohmann::json::array();
+  for (const auto& r : pass_size_report()) {
+    nlohmann::json ms = nlohmann::json::object();
+    for (const auto& [rows, times] : r.ms_per_row) ms[std::to_string(rows)] = times;
+    passes.push_back({{"key", r.key}, {"choice", r.choice}, {"ms_per_row", ms}});
+  }
+  out["pass_size"] = {{"policy", to_string(pass_size())}, {"measured", passes}};
   out["precision"] = to_string(lower);
   if (!reduced_report.is_null()) out["reduced_precision"] = reduced_report;
   if (!reference.is_null()) out["batched_forward"] = reference;
@@ -280,7 +292,7 @@ void setup_bench(CLI::App& app) {
   sub->add_option("--batch", o->batch, "images per batch")
       ->capture_default_str()
       ->check(integer_range(1, 4096));
-  sub->add_option("--repeat", o->repeat, "timed runs after the warm-up (one run, more while the gradient strategy is still being measured)")
+  sub->add_option("--repeat", o->repeat, "timed runs after the warm-up (one run, more while the gradient strategy or the pass size is still being measured)")
       ->capture_default_str()
       ->check(integer_range(1, 100000));
   sub->add_option("--target", o->target,

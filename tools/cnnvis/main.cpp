@@ -97,6 +97,16 @@ int main(int argc, char** argv) {
       ->check(parsed_by([](const std::string& v) { cnnvis::parse_gradient_strategy(v); },
                         "auto, batched, split or channels-last",
                         "auto|batched|split|channels-last"));
+  std::string pass = "auto";
+  app.add_option("--pass-size", pass,
+                 "images per forward pass of occlusion, Score-CAM and Ablation-CAM on the CPU: "
+                 "auto (the first passes for a model and input size time the method's batch "
+                 "option, half and a quarter of it, then the fastest per image is kept; "
+                 "`cnnvis bench` shows the choice) or full (every pass takes the whole batch "
+                 "option). Fix it for runs identical to the last bit")
+      ->capture_default_str()
+      ->check(parsed_by([](const std::string& v) { cnnvis::parse_pass_size(v); }, "auto or full",
+                        "auto|full"));
   std::string precision = "float32";
   app.add_option("--precision", precision,
                  "float32 (exact, the default), bf16 (bfloat16: CPUs with AVX512-BF16 or AMX, "
@@ -110,6 +120,7 @@ int main(int argc, char** argv) {
     cnnvis::cli::set_precision(cnnvis::parse_precision(precision));
     at::set_num_threads(threads);
     cnnvis::set_gradient_strategy(cnnvis::parse_gradient_strategy(strategy));
+    cnnvis::set_pass_size(cnnvis::parse_pass_size(pass));
     cnnvis::set_image_pixel_limit(std::max<int64_t>(1, std::llround(megapixels * 1e6)));
   });
 

@@ -1,8 +1,9 @@
 #!/bin/bash
 # cnnvis against the Python tools, side by side in one run (issues 16 and 17), alternating peer
 # and cnnvis runs so that both see the same machine. PEERS_DIR holds checkouts the user fetched
-# (never committed; revisions in ../shared/REFERENCES.md): captum/, pytorch-grad-cam/, ttach/
-# and zennit/ (zennit's package under zennit/src); CAPTUM, PGC, TTACH and ZENNIT override them.
+# (never committed; revisions in ../shared/REFERENCES.md): captum/, pytorch-grad-cam/, ttach/,
+# zennit/ (zennit's package under zennit/src) and pytorch-cnn-visualizations/ (the classic
+# collection, its scripts under src/); CAPTUM, PGC, TTACH, ZENNIT and CLASSIC override them.
 #   bench/peers.sh PEERS_DIR [BUILD_DIR]     (ROUNDS, default 3; REPEAT, default 10; THREADS, 2;
 #                                             PEERS_TABLES="zoo script", the default, or one)
 # zoo: torchvision's VGG16, ResNet-50 and ResNet-18 (bench/zoo_peers.py: the same seeded weights
@@ -21,14 +22,15 @@
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 if [ $# -lt 1 ] || [ ! -d "$1" ]; then
-  echo "usage: bench/peers.sh PEERS_DIR [BUILD_DIR]  (PEERS_DIR: checkouts of captum, pytorch-grad-cam, ttach, zennit)" >&2
+  echo "usage: bench/peers.sh PEERS_DIR [BUILD_DIR]  (PEERS_DIR: checkouts of captum, pytorch-grad-cam, ttach, zennit, pytorch-cnn-visualizations)" >&2
   exit 2
 fi
 peers="$(cd "$1" && pwd)"
 export CAPTUM="${CAPTUM:-$peers/captum}" PGC="${PGC:-$peers/pytorch-grad-cam}"
 export TTACH="${TTACH:-$peers/ttach}" ZENNIT="${ZENNIT:-$peers/zennit/src}"
-for d in "$CAPTUM/captum" "$PGC/pytorch_grad_cam" "$TTACH/ttach" "$ZENNIT/zennit"; do
-  if [ ! -d "$d" ]; then
+export CLASSIC="${CLASSIC:-$peers/pytorch-cnn-visualizations/src}"
+for d in "$CAPTUM/captum" "$PGC/pytorch_grad_cam" "$TTACH/ttach" "$ZENNIT/zennit" "$CLASSIC/gradcam.py"; do
+  if [ ! -e "$d" ]; then
     echo "bench/peers.sh: $d is missing; fetch the checkouts of ../shared/REFERENCES.md into $peers" >&2
     exit 2
   fi
@@ -47,7 +49,8 @@ zoo_rows() {
     vgg16|resnet50) printf '%s\n' "forward -" "captum:vanilla vanilla" \
       "captum:guided-backprop guided-backprop" "captum:grad-cam grad-cam" "pgc:grad-cam grad-cam" \
       "pgc:grad-cam++ grad-cam++" "zennit:lrp lrp" \
-      "captum:integrated-gradients integrated-gradients" "captum:smoothgrad smoothgrad" ;;
+      "captum:integrated-gradients integrated-gradients" "captum:smoothgrad smoothgrad"
+      if [ "$1" = vgg16 ]; then printf '%s\n' "classic:vanilla vanilla" "classic:grad-cam grad-cam"; fi ;;
     resnet18) printf '%s\n' "forward -" "pgc:score-cam score-cam --option weighting=softmax-logit" \
       "pgc:ablation-cam ablation-cam" "captum:occlusion occlusion" ;;
   esac
@@ -87,7 +90,8 @@ for line in open(sys.argv[1]):
         cv[r["model"], r["row"]].append(r["bench"]["method_time"]["median_ms"])
         cv[r["model"], "forward"].append(r["bench"]["forward"]["median_ms"])
 med = statistics.median
-names = {"captum": "Captum", "pgc": "pytorch-grad-cam", "zennit": "zennit"}
+names = {"captum": "Captum", "pgc": "pytorch-grad-cam", "zennit": "zennit",
+         "classic": "the classic collection"}
 print("| model, batch 1, 224 | method | peer | peer | cnnvis | cnnvis / peer |")
 print("| --- | --- | --- | --- | --- | --- |")
 for model in ["vgg16", "resnet50", "resnet18"]:

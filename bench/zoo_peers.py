@@ -9,8 +9,10 @@ REPEAT timed calls; prints {"tool:method": median ms} as JSON for the ROWS asked
   captum:integrated-gradients (50 steps, internal batch 10) captum:smoothgrad (NoiseTunnel over
   Saliency, 50 samples, batch 10) captum:occlusion (window 16, stride 8, 32 per evaluation)
   pgc:grad-cam pgc:grad-cam++ pgc:score-cam pgc:ablation-cam (batch 32) zennit:lrp
-  (EpsilonPlusFlat with the VGG or ResNet canonizer, its context open) forward (inference mode)
-    CAPTUM=... PGC=... TTACH=... ZENNIT=... /usr/bin/python3 bench/zoo_peers.py ARCH REPEAT THREADS ROW...
+  (EpsilonPlusFlat with the VGG or ResNet canonizer, its context open) classic:vanilla
+  classic:grad-cam (the classic collection's VanillaBackprop and GradCam, VGG only; their
+  hooks stay on the model, so these rows come last) forward (inference mode)
+    CAPTUM=... PGC=... TTACH=... ZENNIT=... CLASSIC=... /usr/bin/python3 bench/zoo_peers.py ARCH REPEAT THREADS ROW...
 (bench/peers.sh runs it, alternating with cnnvis; ../shared/REFERENCES.md has the revisions)."""
 import json
 import sys
@@ -18,7 +20,7 @@ import warnings
 
 from peer_common import median_ms as median_ms_of, use_checkouts
 
-use_checkouts("zoo_peers.py", ("CAPTUM", "PGC", "TTACH", "ZENNIT"))
+use_checkouts("zoo_peers.py", ("CAPTUM", "PGC", "TTACH", "ZENNIT", "CLASSIC"))
 
 import torch  # noqa: E402
 import torchvision  # noqa: E402
@@ -93,6 +95,18 @@ def make(row):
             def __exit__(self, *args):
                 attributor.__exit__(*args)
         return Open()
+    if tool == "classic" and arch.startswith("vgg"):
+        # Its scripts take an input that requires grad (misc_functions.preprocess_image) and
+        # run the full backward, weight gradients included, as its users run it.
+        xg = x.clone().requires_grad_()
+        if method == "vanilla":
+            from vanilla_backprop import VanillaBackprop
+            v = VanillaBackprop(model)
+            return lambda: v.generate_gradients(xg, target)
+        if method == "grad-cam":
+            from gradcam import GradCam
+            g = GradCam(model, target_layer=29)
+            return lambda: g.generate_cam(xg, target)
     sys.exit(f"zoo_peers.py: unknown row {row}")
 
 

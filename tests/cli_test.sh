@@ -609,6 +609,70 @@ expect 2 "--eval-count: expected an integer from 1 to 100000, got 0" "$CNNVIS" t
 expect 2 "--out .*nodir/w.safetensors: folder .*nodir does not exist" "$CNNVIS" train-demo --steps 1 \
   --out "$work/out/nodir/w.safetensors"
 expect 2 "--bogus" "$CNNVIS" list --bogus
+# ---- batch: a data set, killed at random moments and rerun; bad images; shards; manifests ----
+bset="$work/bset"; rm -rf "$bset" "$work/brun" "$work/bshard" "$work/bbad"
+"$CNNVIS" scenes --seed 500 --count 12 --out "$bset" > /dev/null 2>&1 && rm -f "$bset"/*_mask.png && ok || fail "scenes for batch"
+bargs=(batch --methods grad-cam,vanilla,occlusion --model demo --images "$bset" --batch 4 --raw)
+delays=""
+for k in 1 2 3 4 5; do
+  delay=$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 0.2 + (r % 120) / 100 }'); delays="$delays $delay"
+  timeout -s KILL "$delay" "$CNNVIS" "${bargs[@]}" --out "$work/brun" > /dev/null 2>&1
+done
+if "$CNNVIS" "${bargs[@]}" --out "$work/brun" > "$work/stdout" 2> "$work/stderr"; then
+  /usr/bin/python3 - "$work/brun" <<'PY' && ok || fail "batch after SIGKILL at$delays s: the table and the files disagree"
+import json, os, sys
+d = sys.argv[1]
+rows = [json.loads(l) for l in open(os.path.join(d, "results.jsonl"))]
+pairs = [(r["image"], r["method"]) for r in rows]
+assert len(pairs) == 36 == len(set(pairs)), sorted(pairs)
+assert all(r["status"] == "ok" and r["target_source"] == "top-1" for r in rows), rows
+listed = {f for r in rows for f in r["files"]}
+on_disk = {os.path.relpath(os.path.join(p, f), d) for p, _, fs in os.walk(d) for f in fs}
+assert listed == on_disk - {"results.jsonl", "run.json"}, sorted(listed ^ on_disk)
+PY
+else
+  fail "batch after SIGKILL at$delays s: $(cat "$work/stderr")"
+fi
+"$CNNVIS" "${bargs[@]}" --out "$work/brun" > "$work/stdout" 2>&1 \
+  && grep -q "0 done now, 36 already done, 0 failed" "$work/stdout" && ok || fail "batch rerun: $(cat "$work/stdout")"
+expect 2 "^cnnvis: error: --out .*brun: holds a run with other options \(methods: " \
+  "$CNNVIS" batch --methods grad-cam --model demo --images "$bset" --out "$work/brun"
+# Two shards, then --merge: the same targets and predictions as the single run.
+for k in 0 1; do
+  "$CNNVIS" "${bargs[@]}" --shard "$k/2" --out "$work/bshard" > /dev/null 2>&1 || fail "batch --shard $k/2"
+done
+"$CNNVIS" batch --merge "$work/bshard" > "$work/stdout" 2>&1 && grep -q "merged 36 rows" "$work/stdout" \
+  && /usr/bin/python3 - "$work/brun" "$work/bshard" <<'PY' && ok || fail "batch shards + merge: $(cat "$work/stdout")"
+import json, os, sys
+load = lambda d: {(r["image"], r["method"]): (r["target"], r["predicted"]) for r in map(json.loads, open(os.path.join(d, "results.jsonl")))}
+one, two = load(sys.argv[1]), load(sys.argv[2])
+assert one == two, set(one.items()) ^ set(two.items())
+assert not [f for f in os.listdir(sys.argv[2]) if f.startswith("results.shard-")]
+PY
+# A bad image is an error row: the others are done, the exit code is 1, the summary names it.
+b1="$(cd "$bset" && ls | sed -n 1p)"; b2="$(cd "$bset" && ls | sed -n 2p)"
+mkdir -p "$work/bbadset" && cp "$bset/$b1" "$bset/$b2" "$work/bbadset/" \
+  && head -c 100 "$cat_png" > "$work/bbadset/truncated.png"
+"$CNNVIS" batch --methods grad-cam --model demo --images "$work/bbadset" --out "$work/bbad" > "$work/stdout" 2> "$work/stderr"
+rc=$?
+[ "$rc" = 1 ] && grep -q "failed: truncated.png grad-cam: .*truncated.png" "$work/stdout" \
+  && grep -q "^cnnvis: error: batch: 1 of 3 (image, method) pairs failed" "$work/stderr" \
+  && [ "$(grep -c '"status":"ok"' "$work/bbad/results.jsonl")" = 2 ] && ok || fail "batch bad image (exit $rc): $(cat "$work/stdout" "$work/stderr")"
+# A manifest: paths relative to it, targets by index or name.
+printf 'path,target\n%s,1\n"%s"\n' "$b1" "$b2" > "$bset/list.csv"
+"$CNNVIS" batch --methods vanilla --model demo --manifest "$bset/list.csv" --target 2 --no-png --out "$work/bman" > "$work/stdout" 2>&1 \
+  && /usr/bin/python3 -c "
+import json, sys
+rows = sorted((json.loads(l) for l in open(sys.argv[1])), key=lambda r: r['image'])
+assert [(r['target'], r['target_source'], r['files']) for r in rows] == [(1, 'manifest', []), (2, '--target', [])], rows
+" "$work/bman/results.jsonl" && ok || fail "batch --manifest: $(cat "$work/stdout")"
+expect 2 "^cnnvis: error: --shard 2/2: expected K/N with 0 <= K < N" "$CNNVIS" batch --methods vanilla --model demo --images "$bset" --shard 2/2 --out "$work/out"
+expect 2 "^cnnvis: error: give the inputs as --images FOLDER or --manifest CSV" "$CNNVIS" batch --methods vanilla --model demo --images "$bset" --manifest "$bset/list.csv" --out "$work/out"
+expect 2 "^cnnvis: error: --merge DIR merges a run's results files and takes no other option" "$CNNVIS" batch --merge "$work/brun" --methods vanilla
+expect 2 "^cnnvis: error: --out .*bset/out: is inside --images" "$CNNVIS" batch --methods vanilla --model demo --images "$bset" --out "$bset/out"
+expect 2 "^cnnvis: error: --merge .*nowhere: no such folder" "$CNNVIS" batch --merge "$work/nowhere"
+expect 2 "^cnnvis: error: --methods: unknown method" "$CNNVIS" batch --methods nosuch --model demo --images "$bset" --out "$work/out"
+expect 2 "^cnnvis: error: --option grad-cam.layer=x: method grad-cam is not among --methods" "$CNNVIS" batch --methods vanilla --option grad-cam.layer=x --model demo --images "$bset" --out "$work/out"
 [ -z "$(find "$work" -name '*.tmp-*')" ] && ok || fail "temporary files left behind"
 
 echo "cli: $passed passed, $failed failed ($cases error cases)"

@@ -1,5 +1,6 @@
 #pragma once
 // Umbrella header: everything a user of cnnvis needs.
+#include "cnnvis/batch.hpp"
 #include "cnnvis/demo/scenes.hpp"
 #include "cnnvis/demo/train.hpp"
 #include "cnnvis/error.hpp"

@@ -41,27 +41,6 @@ struct EvaluateCliOptions {
   std::vector<std::string> options;  // METHOD.KEY=VALUE
 };
 
-// --option METHOD.KEY=VALUE items -> the params of each named method.
-std::map<std::string, MethodParams> method_options(const std::vector<std::string>& items,
-                                                   const std::vector<std::string>& methods) {
-  std::map<std::string, MethodParams> out;
-  for (const auto& item : items) {
-    const auto eq = item.find('=');
-    const auto dot = item.find('.');
-    if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot > eq) {
-      throw usage_error("--option: expected METHOD.KEY=VALUE (e.g. grad-cam.layer=features.14), "
-                        "got '" + item + "'");
-    }
-    const std::string method = item.substr(0, dot);
-    if (std::find(methods.begin(), methods.end(), method) == methods.end()) {
-      throw usage_error("--option " + item + ": method " + method + " is not evaluated (see "
-                        "--methods and cnnvis list)");
-    }
-    out[method][item.substr(dot + 1, eq - dot - 1)] = item.substr(eq + 1);
-  }
-  return out;
-}
-
 const char* kLegend =
     "pointing game: share of images whose map maximum is on the object (within the margin); "
     "energy: share of the positive map mass on the object; deletion/insertion AUC: area under "

@@ -585,4 +585,23 @@ int64_t split_name_number(const std::string& text, std::string& name) {
   }
 }
 
+std::map<std::string, MethodParams> method_options(const std::vector<std::string>& items,
+                                                   const std::vector<std::string>& methods) {
+  std::map<std::string, MethodParams> out;
+  for (const auto& item : items) {
+    const auto eq = item.find('=');
+    const auto dot = item.find('.');
+    if (eq == std::string::npos || dot == std::string::npos || dot == 0 || dot > eq) {
+      throw usage_error("--option: expected METHOD.KEY=VALUE (e.g. grad-cam.layer=features.14), "
+                        "got '" + item + "'");
+    }
+    const std::string method = item.substr(0, dot);
+    if (std::find(methods.begin(), methods.end(), method) == methods.end()) {
+      throw usage_error("--option " + item + ": method " + method + " is not among --methods (see cnnvis list)");
+    }
+    out[method][item.substr(dot + 1, eq - dot - 1)] = item.substr(eq + 1);
+  }
+  return out;
+}
+
 }  // namespace cnnvis::cli

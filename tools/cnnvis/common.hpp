@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -119,6 +120,7 @@ void setup_scenes(CLI::App& app);
 void setup_demo(CLI::App& app);
 void setup_evaluate(CLI::App& app);
 void setup_synthesize(CLI::App& app);
+void setup_batch(CLI::App& app);
 
 // --precision (main() sets it): what methods, synthesis and demo run in.
 void set_precision(Precision precision);
@@ -137,6 +139,11 @@ MethodParams parse_params(const std::vector<std::string>& items);
 // Method options given as `--key value` or `--key=value` (CLI11's leftovers) into `params`.
 void parse_extras(const std::vector<std::string>& extras, MethodParams& params,
                   const std::string& method);
+
+// --option METHOD.KEY=VALUE items (evaluate, batch) -> the params of each named method; a usage
+// error for another form or a method not in `methods`.
+std::map<std::string, MethodParams> method_options(const std::vector<std::string>& items,
+                                                   const std::vector<std::string>& methods);
 
 // "a,b,c" -> registered method names (all of them for an empty list); a usage error naming
 // `option` for an unknown one.

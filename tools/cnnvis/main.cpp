@@ -133,6 +133,7 @@ int main(int argc, char** argv) {
   cnnvis::cli::setup_demo(app);
   cnnvis::cli::setup_evaluate(app);
   cnnvis::cli::setup_synthesize(app);
+  cnnvis::cli::setup_batch(app);
   cnnvis::cli::set_command_line(argc, argv);
 
   try {

@@ -1,6 +1,7 @@
 #include "cnnvis/batch.hpp"
 
 #include <fcntl.h>
+#include <omp.h>
 #include <signal.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -648,7 +649,11 @@ Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptio
     std::lock_guard<std::mutex> lock(writer_mutex);
     if (writer_error) std::rethrow_exception(writer_error);
   };
+  // The helper threads' own ATen calls (resizing, rendering) run single-threaded: the cores
+  // are the model's. (omp_set_num_threads sets this thread's teams only; at::set_num_threads
+  // would change the process's defaults.)
   std::thread loader([&] {
+    omp_set_num_threads(1);
     for (size_t k = 0; k < pending.size(); ++k) {
       Decoded d;
       d.input = k;
@@ -662,6 +667,7 @@ Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptio
     decoded.close();
   });
   std::thread writer([&] {
+    omp_set_num_threads(1);
     bool failed = false;
     while (auto job = writes.pop()) {
       if (failed) continue;  // drain after a fatal error

@@ -12,6 +12,8 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
+  # MPI for `mpirun ... cnnvis batch|evaluate` (cnnvis builds without it and says so).
+  libopenmpi-dev openmpi-bin
   # test-only: Debian's PyTorch generates weight files in the three formats at test time,
   # and numpy checks that .npy output reads back.
   python3-torch python3-torchvision python3-numpy

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -24,12 +25,14 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/imagenet.hpp"
 #include "cnnvis/io/file.hpp"
 #include "cnnvis/io/npy.hpp"
 #include "cnnvis/model.hpp"
+#include "cnnvis/mpi.hpp"
 #include "cnnvis/target.hpp"
 
 namespace cnnvis::batch {
@@ -144,7 +147,8 @@ std::vector<json> read_rows(const fs::path& file, size_t* complete_bytes = nullp
 bool is_results_file(const fs::path& p) {
   const std::string name = p.filename().string();
   return name.rfind("results", 0) == 0 && p.extension() == ".jsonl" &&
-         (name == "results.jsonl" || name.rfind("results.shard-", 0) == 0);
+         (name == "results.jsonl" || name.rfind("results.shard-", 0) == 0 ||
+          name.rfind("results.rank-", 0) == 0);
 }
 
 std::vector<fs::path> results_files(const fs::path& folder) {
@@ -242,8 +246,15 @@ class Appender {
   int fd_ = -1;
 };
 
+// An input with a pair to do: its index into the shard's inputs and, per method, whether the
+// pair is pending.
+struct Item {
+  size_t input = 0;
+  std::vector<bool> todo;
+};
+
 struct Decoded {
-  size_t input = 0;  // index into the pending inputs
+  Item item;         // the input and its pending methods
   at::Tensor rgb;    // [3, H, W] in [0, 1], resized
   std::string error;
 };
@@ -508,6 +519,46 @@ int64_t merge(const std::string& folder) {
   return static_cast<int64_t>(rows.size());
 }
 
+namespace {
+
+// Messages between the ranks under MPI: a worker asks rank 0 for work (with its count of
+// images done, for rank 0's progress line) and gets a chunk of (input, methods to run).
+constexpr int kRequestTag = 7101;
+constexpr int kChunkTag = 7102;
+
+std::string items_message(const std::vector<Item>& items) {
+  json list = json::array();
+  for (const auto& item : items) {
+    std::string bits;
+    for (bool b : item.todo) bits += b ? '1' : '0';
+    list.push_back({item.input, bits});
+  }
+  return list.dump();
+}
+
+std::vector<Item> items_of(const std::string& message, size_t inputs, size_t methods) {
+  std::vector<Item> items;
+  for (const auto& entry : json::parse(message)) {
+    Item item;
+    item.input = entry.at(0).get<size_t>();
+    const std::string bits = entry.at(1).get<std::string>();
+    if (item.input >= inputs || bits.size() != methods) {
+      throw Error("batch: rank 0 sent work for another list of inputs or methods; give every "
+                  "rank the same command line");
+    }
+    for (char c : bits) item.todo.push_back(c == '1');
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
+}  // namespace
+
+std::string rank_results_file_name(int rank, int ranks) {
+  if (rank == 0) return "results.jsonl";
+  return "results.rank-" + std::to_string(rank) + "-of-" + std::to_string(ranks) + ".jsonl";
+}
+
 Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptions& o) {
   if (o.methods.empty()) throw usage_error("batch: no method to run");
   if (o.batch < 1) throw usage_error("--batch: expected >= 1");
@@ -516,6 +567,12 @@ Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptio
   std::error_code ec;
   if (fs::exists(out, ec) && !fs::is_directory(out, ec)) {
     throw usage_error("--out " + o.out + ": is a file; give a folder");
+  }
+  const bool dist = mpi::distributed();
+  const int rank = mpi::rank(), ranks = mpi::size();
+  if (dist && o.shard.count > 1) {
+    throw usage_error("--shard: under mpirun the ranks share the work themselves; give --shard "
+                      "(job arrays) or mpirun, not both");
   }
   // Everything that can be refused is checked before any work.
   std::vector<const MethodInfo*> infos;
@@ -540,238 +597,312 @@ Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptio
   }
   json config = json::object();
   if (!o.config.empty()) config = json::parse(o.config);
-  fs::create_directories(out, ec);
-  if (ec) throw Error("--out " + o.out + ": cannot create the folder (" + ec.message() + ")");
   const fs::path run_json = out / "run.json";
-  if (fs::exists(run_json, ec)) {
-    json stored;
-    try {
-      stored = json::parse(read_regular_file(run_json.string(), "run file")).at("config");
-    } catch (const json::exception&) {
-      throw Error(run_json.string() + ": not a run file of cnnvis batch; choose another --out");
-    }
-    const std::string key = first_difference(stored, config);
-    if (!key.empty()) {
-      throw usage_error(
-          "--out " + o.out + ": holds a run with other options (" + key + ": " +
-          (stored.contains(key) ? stored[key].dump() : "none") + ", now " +
-          (config.contains(key) ? config[key].dump() : "none") +
-          "); rerun with the same options to resume, or choose another --out");
-    }
-  } else {
-    write_file_atomic(run_json.string(), json({{"config", config}}).dump(1) + "\n");
-  }
-  if (o.shard.count <= 1) {
-    bool shards = false;
-    for (const auto& f : results_files(out)) shards = shards || f.filename() != "results.jsonl";
-    if (shards) merge(o.out);
-  }
-  // What is done: every file's ok rows. This shard's own file keeps only its ok rows (its
-  // error rows are tried again, a last line cut by a kill goes).
-  const fs::path own = out / results_file_name(o.shard);
-  std::set<std::pair<std::string, std::string>> done;
-  for (const auto& f : results_files(out)) {
-    size_t complete = 0;
-    const auto rows = read_rows(f, &complete);
-    std::string kept;
-    bool dropped = false;
-    for (const auto& row : rows) {
-      if (row["status"] == "ok") {
-        done.emplace(row["image"].get<std::string>(), row["method"].get<std::string>());
-        kept += row.dump() + "\n";
-      } else {
-        dropped = true;
-      }
-    }
-    if (f == own && (dropped || complete != fs::file_size(f))) {
-      write_file_atomic(own.string(), kept);
-    }
-  }
 
   Summary summary;
   summary.images = static_cast<int64_t>(inputs.size());
   summary.pairs = summary.images * static_cast<int64_t>(o.methods.size());
-  std::vector<size_t> pending;                  // inputs with a pair to do
-  std::vector<std::vector<bool>> todo;          // per pending input, per method
-  std::set<std::string> prefixes;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    std::vector<bool> t;
-    bool any = false;
-    for (size_t m = 0; m < o.methods.size(); ++m) {
-      const bool need = !done.count({inputs[i].name, infos[m]->name});
-      t.push_back(need);
-      any = any || need;
-      if (need) {
-        prefixes.insert((out / (stem_of(inputs[i]) + "_" + infos[m]->name)).generic_string());
-      } else {
-        ++summary.skipped;
+  std::vector<Item> pending;  // rank 0 (or the only process): the inputs with a pair to do
+  fs::path own = out / (dist ? rank_results_file_name(rank, ranks) : results_file_name(o.shard));
+  if (rank == 0) {
+    fs::create_directories(out, ec);
+    if (ec) throw Error("--out " + o.out + ": cannot create the folder (" + ec.message() + ")");
+    if (fs::exists(run_json, ec)) {
+      json stored;
+      try {
+        stored = json::parse(read_regular_file(run_json.string(), "run file")).at("config");
+      } catch (const json::exception&) {
+        throw Error(run_json.string() + ": not a run file of cnnvis batch; choose another --out");
+      }
+      const std::string key = first_difference(stored, config);
+      if (!key.empty()) {
+        throw usage_error(
+            "--out " + o.out + ": holds a run with other options (" + key + ": " +
+            (stored.contains(key) ? stored[key].dump() : "none") + ", now " +
+            (config.contains(key) ? config[key].dump() : "none") +
+            "); rerun with the same options to resume, or choose another --out");
+      }
+    } else {
+      write_file_atomic(run_json.string(), json({{"config", config}}).dump(1) + "\n");
+    }
+    if (o.shard.count <= 1) {
+      bool shards = false;
+      for (const auto& f : results_files(out)) shards = shards || f.filename() != "results.jsonl";
+      if (shards) merge(o.out);
+    }
+    // What is done: every file's ok rows. This process's own file keeps only its ok rows (its
+    // error rows are tried again, a last line cut by a kill goes).
+    std::set<std::pair<std::string, std::string>> done;
+    for (const auto& f : results_files(out)) {
+      size_t complete = 0;
+      const auto rows = read_rows(f, &complete);
+      std::string kept;
+      bool dropped = false;
+      for (const auto& row : rows) {
+        if (row["status"] == "ok") {
+          done.emplace(row["image"].get<std::string>(), row["method"].get<std::string>());
+          kept += row.dump() + "\n";
+        } else {
+          dropped = true;
+        }
+      }
+      if (f == own && (dropped || complete != fs::file_size(f))) {
+        write_file_atomic(own.string(), kept);
       }
     }
-    if (any) {
-      pending.push_back(i);
-      todo.push_back(std::move(t));
+    std::set<std::string> prefixes;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      Item item;
+      item.input = i;
+      bool any = false;
+      for (size_t m = 0; m < o.methods.size(); ++m) {
+        const bool need = !done.count({inputs[i].name, infos[m]->name});
+        item.todo.push_back(need);
+        any = any || need;
+        if (need) {
+          prefixes.insert((out / (stem_of(inputs[i]) + "_" + infos[m]->name)).generic_string());
+        } else {
+          ++summary.skipped;
+        }
+      }
+      if (any) pending.push_back(std::move(item));
     }
+    remove_stray_temporaries(out, prefixes);
   }
-  remove_stray_temporaries(out, prefixes);
-  if (pending.empty()) return summary;
+  // Under MPI the other ranks wait for rank 0's preparation (a refusal there ends the job).
+  mpi::barrier();
+  if (dist && rank != 0 && !fs::exists(run_json, ec)) {
+    throw Error("--out " + o.out + ": rank " + std::to_string(rank) + " does not see rank 0's " +
+                run_json.string() + "; under mpirun --out must be a folder every rank shares "
+                "(a shared file system)");
+  }
+  if (!dist && pending.empty()) return summary;
 
-  Appender appender(own.string());
-  const torch::Device device = device_of(model);
-  const auto names = model.class_names();
-  std::mutex summary_mutex;
-  const auto row_of = [&](const Input& in, const Prediction& p, size_t m) {
-    json row = {{"image", in.name}, {"path", in.path}, {"method", infos[m]->name},
-                {"options", o.methods[m].params}};
-    row["target"] = p.target >= 0 ? json(p.target) : json(nullptr);
-    row["target_name"] = p.target >= 0 ? json(class_name(p.target, names)) : json(nullptr);
-    row["target_source"] = p.target_source.empty() ? json(nullptr) : json(p.target_source);
-    row["predicted"] = p.predicted >= 0 ? json(p.predicted) : json(nullptr);
-    row["probability"] = std::isnan(p.probability) || p.predicted < 0 ? json(nullptr)
-                                                                        : json(p.probability);
-    return row;
+  // Where the work comes from: rank 0's list, in chunks of --batch images; under MPI the
+  // other ranks ask rank 0 for each chunk, so that a rank with cheap images takes more.
+  std::mutex source_mutex;
+  size_t next = 0;
+  const size_t chunk = static_cast<size_t>(o.batch);
+  const auto take_local = [&](std::vector<Item>& items) {
+    std::lock_guard<std::mutex> lock(source_mutex);
+    items.clear();
+    while (items.size() < chunk && next < pending.size()) items.push_back(pending[next++]);
+    return !items.empty();
   };
-  const auto fail = [&](json row, const std::string& error) {
-    row["status"] = "error";
-    row["error"] = error;
-    row["files"] = json::array();
-    row["ms"] = nullptr;
-    appender.append(row.dump());
-    std::lock_guard<std::mutex> lock(summary_mutex);
-    summary.failures.push_back({row["image"], row["method"], error});
-  };
-
-  // Decoding ahead (one thread), writing behind (another).
-  Channel<Decoded> decoded(static_cast<size_t>(std::max<int64_t>(4, 2 * o.batch)));
-  Channel<std::function<void()>> writes(static_cast<size_t>(std::max<int64_t>(8, 4 * o.batch)));
-  std::mutex writer_mutex;
-  std::exception_ptr writer_error;  // guarded by writer_mutex
-  const auto check_writer = [&] {
-    std::lock_guard<std::mutex> lock(writer_mutex);
-    if (writer_error) std::rethrow_exception(writer_error);
-  };
-  // The helper threads' own ATen calls (resizing, rendering) run single-threaded: the cores
-  // are the model's. (omp_set_num_threads sets this thread's teams only; at::set_num_threads
-  // would change the process's defaults.)
-  std::thread loader([&] {
-    omp_set_num_threads(1);
-    for (size_t k = 0; k < pending.size(); ++k) {
-      Decoded d;
-      d.input = k;
-      try {
-        d.rgb = resize_image(load_image(inputs[pending[k]].path), o.preprocess);
-      } catch (const std::exception& e) {
-        d.error = e.what();
-      }
-      if (!decoded.push(std::move(d))) return;
-    }
-    decoded.close();
-  });
-  std::thread writer([&] {
-    omp_set_num_threads(1);
-    bool failed = false;
-    while (auto job = writes.pop()) {
-      if (failed) continue;  // drain after a fatal error
-      try {
-        (*job)();
-      } catch (...) {
-        failed = true;
-        std::lock_guard<std::mutex> lock(writer_mutex);
-        writer_error = std::current_exception();
-        decoded.close();  // stops the loader; the main loop sees the error
-      }
-    }
-  });
-  struct Join {
-    Channel<Decoded>& decoded;
-    Channel<std::function<void()>>& writes;
-    std::thread& loader;
-    std::thread& writer;
-    ~Join() {
-      decoded.close();
-      if (loader.joinable()) loader.join();
-      writes.close();
-      if (writer.joinable()) writer.join();
-    }
-  } join{decoded, writes, loader, writer};
-
-  const auto started = std::chrono::steady_clock::now();
-  Progress progress;
-  progress.images_total = static_cast<int64_t>(pending.size());
-  // Writes one (image, method) result: views, raw, then its row.
-  const auto write_result = [&](size_t k, size_t m, Attribution result, at::Tensor rgb,
-                                Prediction p, double ms) {
-    return [&, k, m, result = std::move(result), rgb = std::move(rgb), p = std::move(p), ms] {
-      const Input& in = inputs[pending[k]];
-      json row = row_of(in, p, m);
-      const std::string stem = stem_of(in) + "_" + infos[m]->name;
-      const fs::path prefix = out / stem;
-      json files = json::array();
-      try {
-        fs::create_directories(prefix.parent_path());
-        if (o.png) {
-          for (const auto& view : views[m]) {
-            const std::string name = stem + "_" + view.name + ".png";
-            save_png((out / name).string(), render_view(view, result, 0, rgb));
-            files.push_back(name);
-          }
-        }
-        if (o.raw) {
-          save_npy((out / (stem + ".npy")).string(), result.raw);
-          files.push_back(stem + ".npy");
-          for (const auto& [extra, value] : result.extras) {
-            const std::string name = stem + "_" + extra + ".npy";
-            save_npy((out / name).string(), value);
-            files.push_back(name);
-          }
-        }
-      } catch (const Error& e) {
-        fail(row, std::string("writing the outputs: ") + e.what());
-        return;
-      }
-      row["status"] = "ok";
-      row["error"] = nullptr;
-      row["files"] = files;
-      row["ms"] = ms;
-      appender.append(row.dump());
+  std::atomic<int64_t> own_done{0}, others_done{0};
+  std::function<bool(std::vector<Item>&)> take = take_local;
+  if (dist && rank != 0) {
+    take = [&](std::vector<Item>& items) {
+      mpi::send(0, kRequestTag, json({{"done", own_done.load()}}).dump());
+      items = items_of(mpi::receive(0, kChunkTag), inputs.size(), o.methods.size());
+      return !items.empty();
     };
-  };
-
-  std::vector<Decoded> group;
-  std::vector<bool> succeeded(o.methods.size(), false);
-  bool ended = false;
-  while (!ended) {
-    group.clear();
-    while (static_cast<int64_t>(group.size()) < o.batch) {
-      auto d = decoded.pop();
-      if (!d) {
-        ended = true;
-        break;
-      }
-      if (!d->error.empty()) {
-        const Input& in = inputs[pending[d->input]];
-        Prediction none;
-        none.target = in.target;
-        none.target_source = in.target_source;
-        for (size_t m = 0; m < o.methods.size(); ++m) {
-          if (!todo[d->input][m]) continue;
-          auto row = row_of(in, none, m);
-          const std::string error = d->error;
-          writes.push([&, row, error] { fail(row, error); });
+  }
+  std::thread server;  // rank 0 under MPI: answers the other ranks' requests
+  if (dist && rank == 0) {
+    server = std::thread([&] {
+      try {
+        std::vector<int64_t> reported(static_cast<size_t>(ranks), 0);
+        std::vector<Item> items;
+        for (int finished = 0; finished < ranks - 1;) {
+          int from = 0;
+          const json request = json::parse(mpi::receive(-1, kRequestTag, &from));
+          reported[static_cast<size_t>(from)] = request.at("done").get<int64_t>();
+          int64_t sum = 0;
+          for (auto r : reported) sum += r;
+          others_done = sum;
+          if (!take_local(items)) ++finished;
+          mpi::send(from, kChunkTag, items_message(items));
         }
-        ++progress.images_done;
-        continue;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "cnnvis: error: batch (rank 0, handing out work): %s\n", e.what());
+        mpi::abort_on_error(1);
       }
-      group.push_back(std::move(*d));
-    }
-    check_writer();
-    if (group.empty()) continue;
-    // Every image has the preprocessing's size (an exact --size, or --resize with --crop).
-    std::vector<std::vector<Decoded*>> runs(1);
-    for (auto& d : group) runs.front().push_back(&d);
-    for (const auto& run_group : runs) {
-      const int64_t n = static_cast<int64_t>(run_group.size());
+    });
+  }
+  const int64_t images_total = static_cast<int64_t>(pending.size());
+  int64_t attempted = 0;  // pairs this process tried
+  const auto started = std::chrono::steady_clock::now();
+  const auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
+  std::mutex summary_mutex;
+
+  // The work of this process: decoding ahead, computing, writing behind.
+  const auto compute = [&] {
+    Appender appender(own.string());
+    const torch::Device device = device_of(model);
+    const auto names = model.class_names();
+    const auto row_of = [&](const Input& in, const Prediction& p, size_t m) {
+      json row = {{"image", in.name}, {"path", in.path}, {"method", infos[m]->name},
+                  {"options", o.methods[m].params}};
+      row["target"] = p.target >= 0 ? json(p.target) : json(nullptr);
+      row["target_name"] = p.target >= 0 ? json(class_name(p.target, names)) : json(nullptr);
+      row["target_source"] = p.target_source.empty() ? json(nullptr) : json(p.target_source);
+      row["predicted"] = p.predicted >= 0 ? json(p.predicted) : json(nullptr);
+      row["probability"] = std::isnan(p.probability) || p.predicted < 0 ? json(nullptr)
+                                                                          : json(p.probability);
+      row["rank"] = rank;  // the MPI rank that computed it (0 without mpirun)
+      return row;
+    };
+    const auto fail = [&](json row, const std::string& error) {
+      row["status"] = "error";
+      row["error"] = error;
+      row["files"] = json::array();
+      row["ms"] = nullptr;
+      appender.append(row.dump());
+      std::lock_guard<std::mutex> lock(summary_mutex);
+      summary.failures.push_back({row["image"], row["method"], error});
+    };
+
+    Channel<Decoded> decoded(static_cast<size_t>(std::max<int64_t>(4, 2 * o.batch)));
+    Channel<std::function<void()>> writes(
+        static_cast<size_t>(std::max<int64_t>(8, 4 * o.batch)));
+    std::mutex writer_mutex;
+    std::exception_ptr helper_error;  // guarded by writer_mutex
+    const auto check_helpers = [&] {
+      std::lock_guard<std::mutex> lock(writer_mutex);
+      if (helper_error) std::rethrow_exception(helper_error);
+    };
+    // The helper threads' own ATen calls (resizing, rendering) run single-threaded: the cores
+    // are the model's. (omp_set_num_threads sets this thread's teams only; at::set_num_threads
+    // would change the process's defaults.)
+    std::thread loader([&] {
+      omp_set_num_threads(1);
+      try {
+        std::vector<Item> items;
+        while (take(items)) {
+          for (auto& item : items) {
+            Decoded d;
+            d.item = std::move(item);
+            try {
+              d.rgb = resize_image(load_image(inputs[d.item.input].path), o.preprocess);
+            } catch (const std::exception& e) {
+              d.error = e.what();
+            }
+            if (!decoded.push(std::move(d))) return;
+          }
+        }
+      } catch (...) {  // asking rank 0 for work failed
+        std::lock_guard<std::mutex> lock(writer_mutex);
+        helper_error = std::current_exception();
+      }
+      decoded.close();
+    });
+    std::thread writer([&] {
+      omp_set_num_threads(1);
+      bool failed = false;
+      while (auto job = writes.pop()) {
+        if (failed) continue;  // drain after a fatal error
+        try {
+          (*job)();
+        } catch (...) {
+          failed = true;
+          std::lock_guard<std::mutex> lock(writer_mutex);
+          helper_error = std::current_exception();
+          decoded.close();  // stops the loader; the main loop sees the error
+        }
+      }
+    });
+    struct Join {
+      Channel<Decoded>& decoded;
+      Channel<std::function<void()>>& writes;
+      std::thread& loader;
+      std::thread& writer;
+      ~Join() {
+        decoded.close();
+        if (loader.joinable()) loader.join();
+        writes.close();
+        if (writer.joinable()) writer.join();
+      }
+    } join{decoded, writes, loader, writer};
+
+    Progress progress;
+    progress.images_total = images_total;
+    const auto report = [&] {
+      if (!o.progress || rank != 0) return;
+      progress.images_done = own_done.load() + others_done.load();
+      {
+        std::lock_guard<std::mutex> lock(summary_mutex);
+        progress.pairs_failed = static_cast<int64_t>(summary.failures.size());
+      }
+      progress.seconds = seconds();
+      o.progress(progress);
+    };
+    // Writes one (image, method) result: views, raw, then its row.
+    const auto write_result = [&](size_t input, size_t m, Attribution result, at::Tensor rgb,
+                                  Prediction p, double ms) {
+      return [&, input, m, result = std::move(result), rgb = std::move(rgb), p = std::move(p),
+              ms] {
+        const Input& in = inputs[input];
+        json row = row_of(in, p, m);
+        const std::string stem = stem_of(in) + "_" + infos[m]->name;
+        const fs::path prefix = out / stem;
+        json files = json::array();
+        try {
+          fs::create_directories(prefix.parent_path());
+          if (o.png) {
+            for (const auto& view : views[m]) {
+              const std::string name = stem + "_" + view.name + ".png";
+              save_png((out / name).string(), render_view(view, result, 0, rgb));
+              files.push_back(name);
+            }
+          }
+          if (o.raw) {
+            save_npy((out / (stem + ".npy")).string(), result.raw);
+            files.push_back(stem + ".npy");
+            for (const auto& [extra, value] : result.extras) {
+              const std::string name = stem + "_" + extra + ".npy";
+              save_npy((out / name).string(), value);
+              files.push_back(name);
+            }
+          }
+        } catch (const Error& e) {
+          fail(row, std::string("writing the outputs: ") + e.what());
+          return;
+        }
+        row["status"] = "ok";
+        row["error"] = nullptr;
+        row["files"] = files;
+        row["ms"] = ms;
+        appender.append(row.dump());
+      };
+    };
+
+    std::vector<Decoded> group;
+    std::vector<bool> succeeded(o.methods.size(), false);
+    bool ended = false;
+    while (!ended) {
+      group.clear();
+      while (static_cast<int64_t>(group.size()) < o.batch) {
+        auto d = decoded.pop();
+        if (!d) {
+          ended = true;
+          break;
+        }
+        for (bool need : d->item.todo) attempted += need ? 1 : 0;
+        if (!d->error.empty()) {
+          const Input& in = inputs[d->item.input];
+          Prediction none;
+          none.target = in.target;
+          none.target_source = in.target_source;
+          for (size_t m = 0; m < o.methods.size(); ++m) {
+            if (!d->item.todo[m]) continue;
+            auto row = row_of(in, none, m);
+            const std::string error = d->error;
+            writes.push([&, row, error] { fail(row, error); });
+          }
+          ++own_done;
+          continue;
+        }
+        group.push_back(std::move(*d));
+      }
+      check_helpers();
+      if (group.empty()) continue;
+      // Every image has the preprocessing's size (an exact --size, or --resize with --crop).
+      const int64_t n = static_cast<int64_t>(group.size());
       std::vector<at::Tensor> rgbs;
-      for (const auto* d : run_group) rgbs.push_back(d->rgb);
+      for (const auto& d : group) rgbs.push_back(d.rgb);
       const auto x = normalize(torch::stack(rgbs), o.preprocess).to(device);
       at::Tensor logits;
       {
@@ -781,7 +912,7 @@ Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptio
       std::vector<Prediction> predictions(static_cast<size_t>(n));
       std::vector<std::string> prediction_errors(static_cast<size_t>(n));
       for (int64_t j = 0; j < n; ++j) {
-        const Input& in = inputs[pending[run_group[j]->input]];
+        const Input& in = inputs[group[j].item.input];
         auto& p = predictions[j];
         p.target = in.target >= 0 ? in.target : o.target;
         p.target_source = in.target >= 0 ? in.target_source : o.target >= 0 ? "--target" : "top-1";
@@ -801,7 +932,8 @@ Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptio
         if (p.target < 0) p.target = p.predicted;
         if (p.target >= logits.size(1)) {
           prediction_errors[j] = "target class " + std::to_string(p.target) + " is not among " +
-                                 model.name() + "'s " + std::to_string(logits.size(1)) + " classes";
+                                 model.name() + "'s " + std::to_string(logits.size(1)) +
+                                 " classes";
         } else if (logits.dim() == 4) {
           p.region = predicted_region(logits.slice(0, j, j + 1), p.target).to(torch::kFloat);
           if (p.region.sum().item<double>() == 0) {
@@ -814,10 +946,9 @@ Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptio
         // The images of this group that still need method m (and could be predicted).
         std::vector<int64_t> rows;
         for (int64_t j = 0; j < n; ++j) {
-          const size_t k = run_group[j]->input;
-          if (!todo[k][m]) continue;
+          if (!group[j].item.todo[m]) continue;
           if (!prediction_errors[j].empty()) {
-            auto row = row_of(inputs[pending[k]], predictions[j], m);
+            auto row = row_of(inputs[group[j].item.input], predictions[j], m);
             const std::string error = prediction_errors[j];
             writes.push([&, row, error] { fail(row, error); });
             continue;
@@ -864,7 +995,7 @@ Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptio
                       ? value.slice(0, static_cast<int64_t>(r), static_cast<int64_t>(r) + 1)
                       : value;
             }
-            writes.push(write_result(run_group[j]->input, m, std::move(one), run_group[j]->rgb,
+            writes.push(write_result(group[j].item.input, m, std::move(one), group[j].rgb,
                                      predictions[j], ms));
           }
         };
@@ -888,39 +1019,62 @@ Summary run(Model& model, const std::vector<Input>& all_inputs, const BatchOptio
               succeeded[m] = true;
             } catch (const std::exception& one) {
               if (stops(one) && j == rows.back()) throw;
-              auto row = row_of(inputs[pending[run_group[j]->input]], predictions[j], m);
+              auto row = row_of(inputs[group[j].item.input], predictions[j], m);
               const std::string error = one.what();
               writes.push([&, row, error] { fail(row, error); });
             }
           }
         }
-        check_writer();
+        check_helpers();
       }
-      progress.images_done += n;
-      {
-        std::lock_guard<std::mutex> lock(summary_mutex);
-        progress.pairs_failed = static_cast<int64_t>(summary.failures.size());
-      }
-      progress.seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      if (o.progress) o.progress(progress);
+      own_done += n;
+      report();
+    }
+    decoded.close();
+    loader.join();
+    writes.close();
+    writer.join();
+    check_helpers();
+    if (!dist && own_done.load() == images_total) report();  // the last may have been unreadable
+  };
+  try {
+    compute();
+  } catch (...) {
+    // Under MPI the caller's handler ends the job (mpi::abort_on_error); rank 0's server
+    // thread is still waiting for requests then.
+    if (server.joinable()) server.detach();
+    throw;
+  }
+  if (server.joinable()) server.join();
+  summary.computed = attempted - static_cast<int64_t>(summary.failures.size());
+  if (!dist) return summary;
+
+  // Rank 0 collects every rank's counts and failures, then merges the results files.
+  json mine = {{"computed", summary.computed}, {"failures", json::array()}};
+  for (const auto& f : summary.failures) mine["failures"].push_back({f.image, f.method, f.error});
+  const auto all = mpi::gather(mine.dump());
+  if (rank != 0) return summary;
+  summary.computed = 0;
+  summary.failures.clear();
+  for (const auto& text : all) {
+    const json part = json::parse(text);
+    summary.computed += part.at("computed").get<int64_t>();
+    for (const auto& f : part.at("failures")) {
+      summary.failures.push_back({f.at(0), f.at(1), f.at(2)});
     }
   }
-  decoded.close();
-  loader.join();
-  writes.close();
-  writer.join();
-  check_writer();
-  if (o.progress && progress.images_done == progress.images_total) {
+  std::sort(summary.failures.begin(), summary.failures.end(),
+            [](const Failure& a, const Failure& b) {
+              return std::tie(a.image, a.method) < std::tie(b.image, b.method);
+            });
+  merge(o.out);
+  if (o.progress) {
+    Progress progress;
+    progress.images_total = progress.images_done = images_total;
     progress.pairs_failed = static_cast<int64_t>(summary.failures.size());
-    progress.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    o.progress(progress);  // the last images may have been unreadable ones
+    progress.seconds = seconds();
+    o.progress(progress);
   }
-  for (const auto& t : todo) {
-    for (bool need : t) summary.computed += need ? 1 : 0;
-  }
-  summary.computed -= static_cast<int64_t>(summary.failures.size());
   return summary;
 }
 

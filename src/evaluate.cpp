@@ -447,6 +447,13 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     throw usage_error("evaluate: images [N,3,H,W], masks [N,H,W], N targets and N names expected");
   }
   if (o.batch < 1) throw usage_error("evaluate: batch must be >= 1");
+  if (o.part_count < 1 || o.part_index < 0 || o.part_index >= o.part_count ||
+      (o.part_count > 1 && !o.reduce)) {
+    throw usage_error("evaluate: part_index in [0, part_count) and, for part_count > 1, a "
+                      "reduce function expected");
+  }
+  // This process's images: those of its batches.
+  const auto owned = [&](int64_t i) { return (i / o.batch) % o.part_count == o.part_index; };
   const auto device = device_of(model, set.images);
   const auto inputs = normalize(set.images, o.preprocess);
   const double margin = o.margin < 0 ? default_margin(h, w) : o.margin;
@@ -487,7 +494,7 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   const bool dense = regions.defined();
   std::vector<int64_t> targets = set.targets;
   for (int64_t i = 0; i < n; ++i) {
-    if (targets[i] < 0) {
+    if (targets[i] < 0 && owned(i)) {
       torch::InferenceMode guard;
       const auto out = i == 0 ? probe : model.forward(inputs.slice(0, i, i + 1).to(device)).output;
       targets[i] = dense ? top_class(out, regions[i]) : top_class(out);
@@ -499,15 +506,25 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
                  : Target::class_logits(std::move(t));
   };
   const int64_t n_sanity = o.sanity_images > 0 ? std::min(o.sanity_images, n) : n;
-  const int64_t total = n * (o.reference ? 3 : 2) + n_sanity * cascade;
+  int64_t n_own = 0, n_own_sanity = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    n_own += owned(i) ? 1 : 0;
+    n_own_sanity += owned(i) && i < n_sanity ? 1 : 0;
+  }
+  const int64_t total = n_own * (o.reference ? 3 : 2) + n_own_sanity * cascade;
   int64_t done = 0;
   double seconds = 0;
 
-  // Maps of the first `count` images, batched; `timed` adds to `seconds`.
+  // Maps of the first `count` images, batched (zeros for another process's batches); `timed`
+  // adds to `seconds`.
   auto all_maps = [&](bool timed, int64_t count, const MapFn& fn) {
     std::vector<at::Tensor> out;
     for (int64_t first = 0; first < count; first += o.batch) {
       const int64_t last = std::min(count, first + o.batch);
+      if (!owned(first)) {
+        out.push_back(torch::zeros({last - first, h, w}, torch::kFloat));
+        continue;
+      }
       const auto x = inputs.slice(0, first, last).to(device);
       const auto target = batch_target(first, last);
       const auto start = std::chrono::steady_clock::now();
@@ -532,17 +549,20 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   result.method = name;
   result.images = n;
   const auto trained = all_maps(true, n, maps);
-  result.ms_per_image = 1000.0 * seconds / static_cast<double>(n);
   if (o.reference) {
     const auto reference = all_maps(false, n, o.reference);
-    double sum = 0;
     for (int64_t i = 0; i < n; ++i) {
-      result.reference_correlation.push_back(spearman(trained[i], reference[i]));
-      sum += result.reference_correlation.back();
+      result.reference_correlation.push_back(owned(i) ? spearman(trained[i], reference[i]) : 0);
     }
-    result.reference_rank = sum / static_cast<double>(n);
   }
   for (int64_t i = 0; i < n; ++i) {
+    if (!owned(i)) {
+      result.hits.push_back(0);
+      result.energies.push_back(0);
+      result.deletion.push_back(0);
+      result.insertion.push_back(0);
+      continue;
+    }
     const auto map = trained[i];
     const auto mask = set.masks[i];
     result.hits.push_back(pointing_game(map, mask, margin) ? 1 : 0);
@@ -552,6 +572,29 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     result.deletion.push_back(deletion_curve(model, x, targets[i], map, o.curve, region).auc);
     result.insertion.push_back(insertion_curve(model, x, targets[i], map, o.curve, region).auc);
     if (progress) progress(++done, total);
+  }
+  if (o.part_count > 1) {  // every process's values, in image order
+    std::vector<double> all;
+    for (int v : result.hits) all.push_back(v);
+    for (const auto* v : {&result.energies, &result.deletion, &result.insertion,
+                          &result.reference_correlation}) {
+      all.insert(all.end(), v->begin(), v->end());
+    }
+    all.push_back(seconds);
+    o.reduce(all);
+    size_t at = 0;
+    for (auto& v : result.hits) v = static_cast<int>(std::lround(all[at++]));
+    for (auto* v : {&result.energies, &result.deletion, &result.insertion,
+                    &result.reference_correlation}) {
+      for (auto& x : *v) x = all[at++];
+    }
+    seconds = all[at];
+  }
+  result.ms_per_image = 1000.0 * seconds / static_cast<double>(n);
+  if (o.reference) {
+    double sum = 0;
+    for (double r : result.reference_correlation) sum += r;
+    result.reference_rank = sum / static_cast<double>(n);
   }
   auto mean = [](const auto& v) {
     return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
@@ -567,8 +610,13 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
       const auto& group = groups[groups.size() - 1 - k];
       randomized.randomize(group, o.seed + static_cast<uint64_t>(k));
       const auto random = all_maps(false, n_sanity, maps);
+      std::vector<double> correlations(static_cast<size_t>(n_sanity), 0.0);
+      for (int64_t i = 0; i < n_sanity; ++i) {
+        if (owned(i)) correlations[static_cast<size_t>(i)] = spearman(trained[i], random[i]);
+      }
+      if (o.part_count > 1) o.reduce(correlations);
       double sum = 0;
-      for (int64_t i = 0; i < n_sanity; ++i) sum += spearman(trained[i], random[i]);
+      for (double c : correlations) sum += c;  // in image order, as one process sums
       result.cascade_layers.push_back(group.name);
       result.cascade_correlation.push_back(sum / static_cast<double>(n_sanity));
     }

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "cnnvis/batch.hpp"
+#include "cnnvis/mpi.hpp"
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
 #include "cnnvis/io/npy.hpp"
@@ -164,6 +165,8 @@ TEST_F(Batch, ShardsPartitionTheSortedInputs) {
   ::unsetenv("SLURM_ARRAY_TASK_MIN");
   EXPECT_EQ(batch::results_file_name({0, 1}), "results.jsonl");
   EXPECT_EQ(batch::results_file_name({3, 16}), "results.shard-3-of-16.jsonl");
+  EXPECT_EQ(batch::rank_results_file_name(0, 4), "results.jsonl");
+  EXPECT_EQ(batch::rank_results_file_name(1, 4), "results.rank-1-of-4.jsonl");
   std::vector<batch::Input> inputs;
   for (int i = 9; i >= 0; --i) inputs.push_back({"", "img" + std::to_string(i) + ".png", -1, ""});
   std::multiset<std::string> seen;
@@ -298,8 +301,11 @@ TEST_F(Batch, ShardsWriteTheirOwnFilesAndMerge) {
     EXPECT_TRUE(fs::exists(dir_ / "out" / batch::results_file_name(o.shard)));
   }
   EXPECT_EQ(rows(dir_ / "out" / "results.shard-0-of-2.jsonl").size(), 3u);
+  // An MPI rank's file (as a killed job leaves it) merges the same way.
+  fs::rename(dir_ / "out" / "results.shard-1-of-2.jsonl", dir_ / "out" / "results.rank-1-of-2.jsonl");
   EXPECT_EQ(batch::merge(o.out), 5);
   EXPECT_FALSE(fs::exists(dir_ / "out" / "results.shard-0-of-2.jsonl"));
+  EXPECT_FALSE(fs::exists(dir_ / "out" / "results.rank-1-of-2.jsonl"));
   const auto table = rows(dir_ / "out" / "results.jsonl");
   ASSERT_EQ(table.size(), 5u);
   EXPECT_EQ(table[0]["image"], "p0.png");  // sorted
@@ -314,6 +320,36 @@ TEST_F(Batch, ShardsWriteTheirOwnFilesAndMerge) {
   EXPECT_EQ(all.skipped, 5);
   EXPECT_EQ(all.computed, 0);
   expect_error([&] { batch::merge((dir_ / "in").string()); }, "no results.jsonl");
+}
+
+// Without mpirun: one process of one, a Session that does nothing, exchanges that are no-ops
+// or refused.
+TEST(Mpi, OneProcessWithoutMpirun) {
+  ASSERT_FALSE(mpi::launched());  // ctest does not run this under mpirun
+  mpi::Session session;
+  EXPECT_EQ(mpi::rank(), 0);
+  EXPECT_EQ(mpi::size(), 1);
+  EXPECT_FALSE(mpi::distributed());
+  std::vector<double> v{1, 2};
+  mpi::sum(v);
+  EXPECT_EQ(v, (std::vector<double>{1, 2}));
+  EXPECT_EQ(mpi::gather("x"), std::vector<std::string>{"x"});
+  mpi::barrier();
+  mpi::abort_on_error(1);  // returns
+  expect_error([] { mpi::send(1, 0, "x"); }, "no MPI session with more than one process");
+  ::setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "3", 1);
+  EXPECT_EQ(mpi::local_size(), 3);
+  ::unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+#ifdef CNNVIS_TEST_WITH_MPI
+  EXPECT_TRUE(mpi::available());
+  EXPECT_NE(mpi::library_version(), "");
+#else
+  // Built without MPI (as scripts/check-libtorch2.sh builds it): started by mpirun, it says so.
+  EXPECT_FALSE(mpi::available());
+  ::setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+  expect_error([] { mpi::Session s; }, "cnnvis was built without MPI; install libopenmpi-dev");
+  ::unsetenv("OMPI_COMM_WORLD_SIZE");
+#endif
 }
 
 }  // namespace

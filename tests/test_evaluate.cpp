@@ -10,6 +10,7 @@
 #include "cnnvis/evaluate.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/models/zoo.hpp"
+#include "cnnvis/strategy.hpp"
 #include "cnnvis/target.hpp"
 #include "expect_error.hpp"
 
@@ -294,6 +295,68 @@ TEST(Evaluate, VanillaOnTheDemoModelBeatsARandomMap) {
       evaluate(*model, "vanilla", in_float64(*model64, method_maps(info, *method)), set, options);
   EXPECT_GT(pointing.pointing, random.pointing + 0.3);
   EXPECT_GE(pointing.pointing, 0.8);
+}
+
+// An evaluation shared between two processes (as `mpirun cnnvis evaluate` shares it), played in
+// one: part 1 runs first and keeps what it would contribute to each reduction; part 0 then
+// adds those (what mpi::sum does) and must return the whole evaluation, number for number, as
+// one process does. Each part computes only its own batches.
+TEST(Evaluate, PartsReducedGiveTheWholeEvaluation) {
+  // One strategy for every call (auto times the first calls' candidates, whose last bits differ).
+  const auto strategy = gradient_strategy();
+  set_gradient_strategy(GradientStrategy::kBatched);
+  struct Restore {
+    GradientStrategy s;
+    ~Restore() { set_gradient_strategy(s); }
+  } restore{strategy};
+  auto model = trained_demo();
+  const auto set = demo_evaluation_set(7, 96);
+  EvaluateOptions options;
+  options.preprocess = demo::demo_preprocess();
+  options.curve = {4, 5};
+  options.batch = 2;  // batches {0,1} {2,3} {4,5} {6}: part 0 takes {0,1} {4,5}, part 1 the rest
+  options.cascade = 2;
+  options.sanity_images = 5;
+  const auto& info = find_method("vanilla");
+  auto method = info.make({});
+  int64_t images_mapped = 0;
+  const MapFn counted = [&](Model& m, const at::Tensor& x, const Target& t) {
+    images_mapped += x.size(0);
+    return method_maps(info, *method)(m, x, t);
+  };
+  const auto whole = evaluate(*model, "vanilla", counted, set, options);
+  EXPECT_EQ(images_mapped, 7 + 5 * 2);
+  std::vector<std::vector<double>> contributions;
+  EvaluateOptions part = options;
+  part.part_count = 2;
+  part.part_index = 1;
+  part.reduce = [&](std::vector<double>& v) { contributions.push_back(v); };
+  images_mapped = 0;
+  evaluate(*model, "vanilla", counted, set, part);
+  EXPECT_EQ(images_mapped, 3 + 2 * 2);  // {2,3} {6}, and of the first 5 {2,3} per step
+  ASSERT_EQ(contributions.size(), 3u);  // the metrics, then each cascade step
+  part.part_index = 0;
+  size_t call = 0;
+  part.reduce = [&](std::vector<double>& v) {
+    ASSERT_LT(call, contributions.size());
+    ASSERT_EQ(v.size(), contributions[call].size());
+    for (size_t i = 0; i < v.size(); ++i) v[i] += contributions[call][i];
+    ++call;
+  };
+  images_mapped = 0;
+  const auto shared = evaluate(*model, "vanilla", counted, set, part);
+  EXPECT_EQ(images_mapped, 4 + 3 * 2);  // {0,1} {4,5}, and {0,1} {4} per step
+  EXPECT_EQ(shared.hits, whole.hits);
+  EXPECT_EQ(shared.energies, whole.energies);
+  EXPECT_EQ(shared.deletion, whole.deletion);
+  EXPECT_EQ(shared.insertion, whole.insertion);
+  EXPECT_EQ(shared.pointing, whole.pointing);
+  EXPECT_EQ(shared.deletion_auc, whole.deletion_auc);
+  EXPECT_EQ(shared.cascade_correlation, whole.cascade_correlation);
+  part.reduce = nullptr;
+  testing::expect_error([&] { evaluate(*model, "vanilla", counted, set, part); }, "a reduce function");
+  part.part_index = 2;
+  testing::expect_error([&] { evaluate(*model, "vanilla", counted, set, part); }, "part_index in [0, part_count)");
 }
 
 // A segmentation model written against the Model interface: a 1x1 convolution 3 -> 3 classes

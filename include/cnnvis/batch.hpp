@@ -60,6 +60,8 @@ Shard parse_shard(const std::string& text);
 std::vector<Input> shard_inputs(std::vector<Input> inputs, const Shard& shard);
 // "results.jsonl", or "results.shard-3-of-16.jsonl" for one shard of several.
 std::string results_file_name(const Shard& shard);
+// Under MPI: "results.jsonl" for rank 0, "results.rank-1-of-8.jsonl" for the others.
+std::string rank_results_file_name(int rank, int ranks);
 
 struct MethodRun {
   std::string name;  // registered name
@@ -109,11 +111,21 @@ struct Summary {
 // stray file. A pair that fails (an unreadable image, a method's error for that image) is a
 // row with status "error" and is tried again by the next run. Throws cnnvis::Error before any
 // work for options that differ from <out>/run.json, or a results file that cannot be read.
+//
+// Under MPI (an mpi::Session of several processes, cnnvis/mpi.hpp), every rank calls run()
+// with the same arguments and `out` on a file system they all share: rank 0 prepares the
+// folder (run.json, what is done, stray temporaries), then hands out chunks of `batch` images
+// on request while it computes too; each rank writes its own outputs and its own results file
+// (rank_results_file_name), and rank 0 merges them into results.jsonl at the end. Rank 0's
+// Summary and progress cover the whole job, another rank's Summary its own part. --shard
+// and MPI do not combine (a usage error). An error on one rank is for the caller's handler
+// to end the job with (mpi::abort_on_error): the others wait for it otherwise; a rerun then
+// resumes, as after a kill.
 Summary run(Model& model, const std::vector<Input>& inputs, const BatchOptions& options);
 
-// Merges results*.jsonl under `folder` into results.jsonl (one row per (image, method): an ok
-// row before an error row, else the last; sorted by image and method), written atomically;
-// then removes the shard files. Returns the rows written. A usage error if `folder` has no
+// Merges results.jsonl, results.shard-*.jsonl and results.rank-*.jsonl under `folder` into
+// results.jsonl (one row per (image, method): an ok row before an error row, else the last;
+// sorted by image and method), written atomically; then removes the other files. Returns the rows written. A usage error if `folder` has no
 // results file.
 int64_t merge(const std::string& folder);
 

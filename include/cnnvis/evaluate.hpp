@@ -141,6 +141,14 @@ struct EvaluateOptions {
   // precision): when set, they are computed for every image too (untimed) and
   // Evaluation::reference_correlation holds each image's Spearman correlation to them.
   MapFn reference;
+  // Sharing one evaluation among processes (`mpirun cnnvis evaluate`): this process computes
+  // the maps and metrics of the batches b (of `batch` images, counted from image 0) with
+  // b % part_count == part_index, and `reduce` sums vectors elementwise across the processes
+  // (mpi::sum) before the means are taken, so that every process returns the whole
+  // Evaluation, the same as one process computing every image with the same batches.
+  int64_t part_index = 0;
+  int64_t part_count = 1;
+  std::function<void(std::vector<double>&)> reduce;
 };
 
 struct Evaluation {
@@ -150,7 +158,8 @@ struct Evaluation {
   double energy = 0;         // mean energy-based pointing game
   double deletion_auc = 0;   // mean; lower is better
   double insertion_auc = 0;  // mean; higher is better
-  double ms_per_image = 0;   // time of the map computation (not of the metrics)
+  double ms_per_image = 0;   // time of the map computation (not of the metrics); shared
+                             // among processes: their summed time per image
   // Cascading randomization (on the first sanity_images images): after randomizing the top k
   // layer groups (k = 1..K),
   // cascade_layers[k-1] is the k-th group from the top and cascade_correlation[k-1] the mean

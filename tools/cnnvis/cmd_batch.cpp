@@ -1,15 +1,18 @@
 // cnnvis batch: a whole data set, resumable, sharded (cnnvis/batch.hpp).
+#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cnnvis/batch.hpp"
 #include "cnnvis/error.hpp"
 #include "cnnvis/imagenet.hpp"
 #include "cnnvis/method.hpp"
+#include "cnnvis/mpi.hpp"
 #include "common.hpp"
 
 namespace cnnvis::cli {
@@ -50,6 +53,8 @@ std::string duration(double seconds) {
   return buffer;
 }
 
+std::optional<Error> batch_job(const BatchCliOptions& o);
+
 void run_batch(const BatchCliOptions& o) {
   if (!o.merge.empty()) {
     if (!o.methods.empty() || !o.images.empty() || !o.manifest.empty() || !o.out.empty() ||
@@ -63,6 +68,18 @@ void run_batch(const BatchCliOptions& o) {
               << (fs::path(o.merge) / "results.jsonl").string() << "\n";
     return;
   }
+  // Under mpirun: the ranks share the work (rank 0 hands it out and reports); the failures'
+  // error is thrown once MPI is finalized, so that the job ends normally with exit code 1.
+  std::optional<Error> failed;
+  {
+    mpi::Session session;
+    failed = batch_job(o);
+  }
+  if (failed) throw *failed;
+}
+
+std::optional<Error> batch_job(const BatchCliOptions& o) {
+  const bool lead = mpi::rank() == 0;
   if (o.methods.empty()) throw usage_error("--methods: give the methods to run, e.g. grad-cam,vanilla");
   if (o.model.arch.empty()) throw usage_error("--model: give the model (see cnnvis batch --help)");
   if (o.out.empty()) throw usage_error("--out: give the output folder");
@@ -155,19 +172,26 @@ void run_batch(const BatchCliOptions& o) {
                  static_cast<long long>(p.images_total), static_cast<long long>(p.pairs_failed),
                  rate, duration(left).c_str(), tty ? "\033[K" : "", tty && !end ? "" : "\n");
   };
-  const auto shard_note = shard.count > 1 ? " (shard " + std::to_string(shard.index) + " of " +
-                                                std::to_string(shard.count) + ")"
-                                          : std::string();
-  std::cout << "batch: " << inputs.size() << " images" << shard_note << " x "
-            << options.methods.size() << " method(s) with " << model->name() << " into "
-            << o.out << std::endl;
+  auto shard_note = shard.count > 1 ? " (shard " + std::to_string(shard.index) + " of " +
+                                          std::to_string(shard.count) + ")"
+                                    : std::string();
+  if (mpi::distributed()) {
+    shard_note = " (" + std::to_string(mpi::size()) + " MPI ranks, " +
+                 std::to_string(at::get_num_threads()) + " thread(s) each)";
+  }
+  if (lead) {
+    std::cout << "batch: " << inputs.size() << " images" << shard_note << " x "
+              << options.methods.size() << " method(s) with " << model->name() << " into "
+              << o.out << std::endl;
+  }
   const auto summary = batch::run(*model, inputs, options);
+  if (!lead) return std::nullopt;
   const auto results = (fs::path(o.out) / batch::results_file_name(shard)).string();
   std::cout << "batch: " << summary.images << " images x " << options.methods.size()
             << " method(s)" << shard_note << ": " << summary.computed << " done now, "
             << summary.skipped << " already done, " << summary.failures.size()
             << " failed; results in " << results << "\n";
-  if (summary.failures.empty()) return;
+  if (summary.failures.empty()) return std::nullopt;
   const size_t shown = std::min<size_t>(summary.failures.size(), 20);
   for (size_t i = 0; i < shown; ++i) {
     const auto& f = summary.failures[i];
@@ -177,9 +201,9 @@ void run_batch(const BatchCliOptions& o) {
     std::cout << "  ... and " << summary.failures.size() - shown << " more (status \"error\" in "
               << results << ")\n";
   }
-  throw Error("batch: " + std::to_string(summary.failures.size()) + " of " +
-              std::to_string(summary.pairs) + " (image, method) pairs failed; they are error "
-              "rows in " + results + ", and a rerun tries them again");
+  return Error("batch: " + std::to_string(summary.failures.size()) + " of " +
+               std::to_string(summary.pairs) + " (image, method) pairs failed; they are error "
+               "rows in " + results + ", and a rerun tries them again");
 }
 
 }  // namespace

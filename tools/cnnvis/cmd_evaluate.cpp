@@ -13,6 +13,7 @@
 #include "cnnvis/evaluate.hpp"
 #include "cnnvis/io/file.hpp"
 #include "cnnvis/method.hpp"
+#include "cnnvis/mpi.hpp"
 #include "common.hpp"
 #include "gallery.hpp"
 
@@ -62,7 +63,16 @@ std::string correlation(const eval::Evaluation& e, bool last) {
   return cell(last ? e.cascade_correlation.back() : e.cascade_correlation.front(), 2);
 }
 
+void evaluate_job(const EvaluateCliOptions& o);
+
+// Under mpirun the ranks share the images (batch by batch) and rank 0 reports.
 void run_evaluate(const EvaluateCliOptions& o) {
+  mpi::Session session;
+  evaluate_job(o);
+}
+
+void evaluate_job(const EvaluateCliOptions& o) {
+  const bool lead = mpi::rank() == 0;
   const auto method_names = parse_method_list(o.methods, "--methods");
   if (o.count < 1) throw usage_error("--count: expected >= 1 held-out scenes");
   if (o.steps < 1) throw usage_error("--steps: expected >= 1");
@@ -121,6 +131,9 @@ void run_evaluate(const EvaluateCliOptions& o) {
   options.cascade = o.cascade;
   options.sanity_images = o.sanity_images;
   options.seed = o.seed;
+  options.part_index = mpi::rank();
+  options.part_count = mpi::size();
+  if (mpi::distributed()) options.reduce = [](std::vector<double>& v) { mpi::sum(v); };
   eval::check_evaluate_options(*model, options);
   eval::EvaluationSet set;
   std::string set_name;
@@ -157,7 +170,7 @@ void run_evaluate(const EvaluateCliOptions& o) {
       };
     }
     auto progress = [&](int64_t done, int64_t total) {
-      if (tty || done == total) {
+      if (lead && (tty || done == total)) {
         std::fprintf(stderr, "%sevaluate: %s %lld/%lld%s%s", tty ? "\r" : "", name.c_str(),
                      static_cast<long long>(done), static_cast<long long>(total),
                      tty ? "\033[K" : "", tty && done != total ? "" : "\n");
@@ -165,7 +178,14 @@ void run_evaluate(const EvaluateCliOptions& o) {
     };
     rows.push_back({eval::evaluate(*model, name, run_maps, set, opts, progress), title, baseline});
   };
-  std::cerr << "evaluate: " << method_names.size() << " method(s) on " << set_name << "\n";
+  if (lead) {
+    std::cerr << "evaluate: " << method_names.size() << " method(s) on " << set_name;
+    if (mpi::distributed()) {
+      std::cerr << ", shared among " << mpi::size() << " MPI ranks (" << at::get_num_threads()
+                << " thread(s) each; progress: rank 0's part)";
+    }
+    std::cerr << "\n";
+  }
   for (size_t m = 0; m < method_names.size(); ++m) {
     const MethodInfo& info = find_method(method_names[m]);
     run(info.name, title_of(info.summary), eval::method_maps(info, *instances[m]), false);
@@ -176,6 +196,7 @@ void run_evaluate(const EvaluateCliOptions& o) {
   }
 
   // Markdown table on stdout.
+  if (!lead) return;  // rank 0 reports
   std::cout << "Evaluation of " << model->name() << " on " << set_name << "; pointing-game margin "
             << cell(margin, 1) << " px, " << o.steps << " deletion/insertion steps\n\n"
             << "| method | pointing game ↑ | energy pointing game ↑ | deletion AUC ↓ | "
@@ -242,6 +263,7 @@ void run_evaluate(const EvaluateCliOptions& o) {
                        {"margin", margin},
                        {"steps", o.steps},
                        {"threads", at::get_num_threads()},
+                       {"processes", mpi::size()},
                        {"command", command_line()},
                        {"legend", kLegend},
                        {"results", results}};

@@ -2,6 +2,8 @@
 #include <c10/util/Exception.h>
 #include <torch/torch.h>
 
+#include <sched.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <iostream>
@@ -11,6 +13,7 @@
 
 #include "cnnvis/error.hpp"
 #include "cnnvis/image.hpp"
+#include "cnnvis/mpi.hpp"
 #include "cnnvis/strategy.hpp"
 #include "common.hpp"
 
@@ -62,6 +65,14 @@ CLI::Validator parsed_by(Parse parse, const std::string& expected, const std::st
       names);
 }
 
+// The CPUs this process may run on (mpirun binds each rank to a core by default).
+int affinity_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,10 +85,19 @@ int main(int argc, char** argv) {
       "      --image cat.png --target 281 --out out/\n"};
   app.name("cnnvis");
   app.require_subcommand(1);
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // The cores this process may use; under mpirun without binding, the ranks on one machine
+  // share its cores.
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int usable = affinity_cpus();
+  int threads = usable;
+  if (cnnvis::mpi::launched() && usable >= cores) {
+    threads = std::max(1, cores / cnnvis::mpi::local_size());
+  }
   app.add_option("--threads", threads,
-                 "intra-op CPU threads (default: all cores); OMP_WAIT_POLICY=PASSIVE in the environment "
-                 "helps when sharing the machine with another busy process")
+                 "intra-op CPU threads (default: the cores this process may use: all of them, "
+                 "or under mpirun the rank's cores, or its share of the machine's when mpirun "
+                 "binds nothing); OMP_WAIT_POLICY=PASSIVE in the environment helps when sharing "
+                 "the machine with another busy process")
       ->check(cnnvis::cli::integer_range(1, 1024));
   double megapixels = static_cast<double>(cnnvis::kDefaultImagePixelLimit) / 1e6;
   app.add_option("--max-megapixels", megapixels,
@@ -119,6 +139,13 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] {
     cnnvis::cli::set_precision(cnnvis::parse_precision(precision));
     at::set_num_threads(threads);
+    const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
+    if (cnnvis::mpi::launched() && threads > usable && (!rank || std::string(rank) == "0")) {
+      std::cerr << "cnnvis: warning: --threads " << threads << " on a rank bound to " << usable
+                << " core(s) (mpirun binds each rank to a core by default): the threads share "
+                   "it; give mpirun --bind-to none or --map-by slot:PE=" << threads
+                << ", or fewer --threads\n";
+    }
     cnnvis::set_gradient_strategy(cnnvis::parse_gradient_strategy(strategy));
     cnnvis::set_pass_size(cnnvis::parse_pass_size(pass));
     cnnvis::set_image_pixel_limit(std::max<int64_t>(1, std::llround(megapixels * 1e6)));
@@ -136,6 +163,18 @@ int main(int argc, char** argv) {
   cnnvis::cli::setup_batch(app);
   cnnvis::cli::set_command_line(argc, argv);
 
+  // Under mpirun an error ends the whole job (no rank waits for one that failed), and each
+  // rank says which it is.
+  const auto fail = [](int code, const std::string& line) {
+    std::string who;
+    if (cnnvis::mpi::distributed()) {
+      who = " (rank " + std::to_string(cnnvis::mpi::rank()) + " of " +
+            std::to_string(cnnvis::mpi::size()) + ")";
+    }
+    std::cerr << "cnnvis: error" << who << ": " << line << std::endl;
+    cnnvis::mpi::abort_on_error(code);
+    return code;
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -145,23 +184,18 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "cnnvis: error: " << first_line(e.what()) << " (see cnnvis --help)\n";
-    return 2;
+    return fail(2, first_line(e.what()) + " (see cnnvis --help)");
   } catch (const cnnvis::Error& e) {
-    std::cerr << "cnnvis: error: " << cnnvis::error_line(e.what()) << "\n";
-    return e.kind() == cnnvis::ErrorKind::kInvalidArgument ? 2 : 1;
+    return fail(e.kind() == cnnvis::ErrorKind::kInvalidArgument ? 2 : 1,
+                cnnvis::error_line(e.what()));
   } catch (const c10::Error& e) {
-    std::cerr << "cnnvis: error: " << torch_error_line(e) << "\n";
-    return 1;
+    return fail(1, torch_error_line(e));
   } catch (const std::bad_alloc&) {
-    std::cerr << "cnnvis: error: out of memory; " << kOutOfMemoryHint << "\n";
-    return 1;
+    return fail(1, std::string("out of memory; ") + kOutOfMemoryHint);
   } catch (const std::exception& e) {
-    std::cerr << "cnnvis: error: " << cnnvis::error_line(e.what()) << "\n";
-    return 1;
+    return fail(1, cnnvis::error_line(e.what()));
   } catch (...) {
-    std::cerr << "cnnvis: error: an unexpected failure; please report it with the command line\n";
-    return 1;
+    return fail(1, "an unexpected failure; please report it with the command line");
   }
   return 0;
 }

@@ -44,7 +44,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache
   libtorch-dev libopenblas0-openmp
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libeigen3-dev
   python3-torch python3-torchvision python3-numpy
 )
 

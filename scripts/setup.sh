@@ -11,7 +11,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache
   libtorch-dev libopenblas0-openmp
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev libeigen3-dev
   # MPI for `mpirun ... cnnvis batch|evaluate` (cnnvis builds without it and says so).
   libopenmpi-dev openmpi-bin
   # test-only: Debian's PyTorch generates weight files in the three formats at test time,

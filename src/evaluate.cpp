@@ -421,6 +421,44 @@ MapFn center_maps() {
   };
 }
 
+MetricSet parse_metrics(const std::string& text, bool* sanity) {
+  MetricSet m;
+  bool with_sanity = true;
+  if (text == "default" || text.empty()) {
+    if (sanity) *sanity = true;
+    return m;
+  }
+  if (text == "all") {
+    m.sensitivity = true;
+    if (sanity) *sanity = true;
+    return m;
+  }
+  m = MetricSet{false, false, false, false, false, false, false, false, false, false, false};
+  with_sanity = false;
+  const std::map<std::string, bool*> names = {
+      {"pointing", &m.pointing},       {"energy", &m.energy},
+      {"deletion", &m.deletion},       {"insertion", &m.insertion},
+      {"road", &m.road},               {"confidence", &m.confidence},
+      {"sensitivity", &m.sensitivity}, {"infidelity", &m.infidelity},
+      {"sparseness", &m.sparseness},   {"complexity", &m.complexity},
+      {"random-logit", &m.random_logit}, {"sanity", &with_sanity}};
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string name = text.substr(start, comma - start);
+    const auto it = names.find(name);
+    if (it == names.end()) {
+      throw usage_error("--metrics: unknown metric '" + name + "'; expected default, all, or a "
+                        "list of pointing, energy, deletion, insertion, road, confidence, "
+                        "sensitivity, infidelity, sparseness, complexity, random-logit, sanity");
+    }
+    *it->second = true;
+    start = comma + 1;
+  }
+  if (sanity) *sanity = with_sanity;
+  return m;
+}
+
 void check_evaluate_options(Model& model, const EvaluateOptions& o) {
   if (!o.sanity || o.cascade == 0) return;
   const auto groups = layer_groups(model);
@@ -500,8 +538,10 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
       targets[i] = dense ? top_class(out, regions[i]) : top_class(out);
     }
   }
-  auto batch_target = [&](int64_t first, int64_t last) {
-    std::vector<int64_t> t(targets.begin() + first, targets.begin() + last);
+  auto batch_target = [&](int64_t first, int64_t last,
+                          const std::vector<int64_t>* classes = nullptr) {
+    const auto& from = classes ? *classes : targets;
+    std::vector<int64_t> t(from.begin() + first, from.begin() + last);
     return dense ? Target::region_logits(std::move(t), regions.slice(0, first, last).to(device))
                  : Target::class_logits(std::move(t));
   };
@@ -511,13 +551,15 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     n_own += owned(i) ? 1 : 0;
     n_own_sanity += owned(i) && i < n_sanity ? 1 : 0;
   }
-  const int64_t total = n_own * (o.reference ? 3 : 2) + n_own_sanity * cascade;
+  const int64_t total = n_own * (2 + (o.reference ? 1 : 0) + (o.metrics.random_logit ? 1 : 0)) +
+                        n_own_sanity * cascade;
   int64_t done = 0;
   double seconds = 0;
 
   // Maps of the first `count` images, batched (zeros for another process's batches); `timed`
   // adds to `seconds`.
-  auto all_maps = [&](bool timed, int64_t count, const MapFn& fn) {
+  auto all_maps = [&](bool timed, int64_t count, const MapFn& fn,
+                      const std::vector<int64_t>* classes = nullptr) {
     std::vector<at::Tensor> out;
     for (int64_t first = 0; first < count; first += o.batch) {
       const int64_t last = std::min(count, first + o.batch);
@@ -526,7 +568,7 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
         continue;
       }
       const auto x = inputs.slice(0, first, last).to(device);
-      const auto target = batch_target(first, last);
+      const auto target = batch_target(first, last, classes);
       const auto start = std::chrono::steady_clock::now();
       auto m = fn(model, x, target);
       m = m.to(torch::kCPU, torch::kFloat);  // waits for the device
@@ -555,37 +597,117 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
       result.reference_correlation.push_back(owned(i) ? spearman(trained[i], reference[i]) : 0);
     }
   }
-  for (int64_t i = 0; i < n; ++i) {
-    if (!owned(i)) {
-      result.hits.push_back(0);
-      result.energies.push_back(0);
-      result.deletion.push_back(0);
-      result.insertion.push_back(0);
-      continue;
+  const MetricSet& m = o.metrics;
+  const auto sized = [n](bool on, auto& v) { v.assign(on ? static_cast<size_t>(n) : 0, 0); };
+  sized(m.pointing, result.hits);
+  sized(m.energy, result.energies);
+  sized(m.deletion, result.deletion);
+  sized(m.insertion, result.insertion);
+  sized(m.road, result.road_morfs);
+  sized(m.road, result.road_lerfs);
+  sized(m.confidence, result.drops);
+  sized(m.confidence, result.increases);
+  sized(m.sensitivity, result.sensitivities);
+  sized(m.infidelity, result.infidelities);
+  sized(m.sparseness, result.sparsenesses);
+  sized(m.complexity, result.complexities);
+  sized(m.random_logit, result.random_logits);
+  // Every image's curves, [image][point] flat (averaged in image order at the end, so that the
+  // processes of a shared evaluation give the same sums as one process).
+  std::vector<double> deletion_curves, insertion_curves, morf_curves, lerf_curves;
+  const size_t curve_points = static_cast<size_t>(o.curve.steps + 1);
+  const size_t road_points = o.road.fractions.size();
+  const auto put = [](std::vector<double>& all, size_t points, int64_t i, const at::Tensor& curve) {
+    const auto c = curve.to(torch::kCPU, torch::kDouble).contiguous();
+    for (size_t k = 0; k < points; ++k) {
+      all[static_cast<size_t>(i) * points + k] = c[static_cast<int64_t>(k)].item<double>();
     }
+  };
+  if (m.deletion) deletion_curves.assign(static_cast<size_t>(n) * curve_points, 0.0);
+  if (m.insertion) insertion_curves.assign(static_cast<size_t>(n) * curve_points, 0.0);
+  if (m.road) {
+    morf_curves.assign(static_cast<size_t>(n) * road_points, 0.0);
+    lerf_curves.assign(static_cast<size_t>(n) * road_points, 0.0);
+  }
+  // Random logit: each image's map for another class, drawn uniformly (seeded per image).
+  if (m.random_logit) {
+    const int64_t classes = probe.size(1);
+    if (classes < 2) {
+      throw usage_error("evaluate: the random-logit test needs a model with 2 or more classes");
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 7919 + static_cast<uint64_t>(i));
+      int64_t other = torch::randint(classes - 1, {1}, gen, torch::kLong).item<int64_t>();
+      if (other >= targets[i]) ++other;  // a class other than the target
+      result.random_classes.push_back(other);
+    }
+    const auto others = all_maps(false, n, maps, &result.random_classes);
+    for (int64_t i = 0; i < n; ++i) {
+      if (owned(i)) result.random_logits[i] = ssim(trained[i], others[i]);
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (!owned(i)) continue;
     const auto map = trained[i];
     const auto mask = set.masks[i];
-    result.hits.push_back(pointing_game(map, mask, margin) ? 1 : 0);
-    result.energies.push_back(energy_pointing_game(map, mask));
     const auto x = inputs.slice(0, i, i + 1).to(device);
     const auto region = dense ? regions[i].to(device) : at::Tensor();
-    result.deletion.push_back(deletion_curve(model, x, targets[i], map, o.curve, region).auc);
-    result.insertion.push_back(insertion_curve(model, x, targets[i], map, o.curve, region).auc);
+    const uint64_t image = static_cast<uint64_t>(i);
+    if (m.pointing) result.hits[i] = pointing_game(map, mask, margin) ? 1 : 0;
+    if (m.energy) result.energies[i] = energy_pointing_game(map, mask);
+    if (m.deletion) {
+      const auto c = deletion_curve(model, x, targets[i], map, o.curve, region);
+      result.deletion[i] = c.auc;
+      put(deletion_curves, curve_points, i, c.probability);
+    }
+    if (m.insertion) {
+      const auto c = insertion_curve(model, x, targets[i], map, o.curve, region);
+      result.insertion[i] = c.auc;
+      put(insertion_curves, curve_points, i, c.probability);
+    }
+    if (m.road) {
+      RoadOptions ro = o.road;
+      ro.seed = o.road.seed + 1000 * image;
+      const auto r = road(model, x, targets[i], map, ro, region);
+      result.road_morfs[i] = r.morf_auc;
+      result.road_lerfs[i] = r.lerf_auc;
+      put(morf_curves, road_points, i, r.morf);
+      put(lerf_curves, road_points, i, r.lerf);
+    }
+    if (m.confidence) {
+      const auto c = confidence_change(model, x, targets[i], map, region);
+      result.drops[i] = c.drop;
+      result.increases[i] = c.increase ? 1 : 0;
+    }
+    if (m.infidelity) {
+      InfidelityOptions io = o.infidelity;
+      io.seed = o.infidelity.seed + image;
+      result.infidelities[i] = infidelity(model, x, targets[i], map, io, region);
+    }
+    if (m.sparseness) result.sparsenesses[i] = sparseness(map);
+    if (m.complexity) result.complexities[i] = complexity(map);
+    if (m.sensitivity) {
+      SensitivityOptions so = o.sensitivity;
+      so.seed = o.sensitivity.seed + image;
+      result.sensitivities[i] = max_sensitivity(model, maps, x, batch_target(i, i + 1), map, so);
+    }
     if (progress) progress(++done, total);
   }
+  // Every vector of per-image values (or sums), in one order for the reduction.
+  std::vector<std::vector<double>*> values = {
+      &result.energies, &result.deletion, &result.insertion, &result.reference_correlation,
+      &result.road_morfs, &result.road_lerfs, &result.drops, &result.increases,
+      &result.sensitivities, &result.infidelities, &result.sparsenesses, &result.complexities,
+      &result.random_logits, &deletion_curves, &insertion_curves, &morf_curves, &lerf_curves};
   if (o.part_count > 1) {  // every process's values, in image order
     std::vector<double> all;
     for (int v : result.hits) all.push_back(v);
-    for (const auto* v : {&result.energies, &result.deletion, &result.insertion,
-                          &result.reference_correlation}) {
-      all.insert(all.end(), v->begin(), v->end());
-    }
+    for (const auto* v : values) all.insert(all.end(), v->begin(), v->end());
     all.push_back(seconds);
     o.reduce(all);
     size_t at = 0;
     for (auto& v : result.hits) v = static_cast<int>(std::lround(all[at++]));
-    for (auto* v : {&result.energies, &result.deletion, &result.insertion,
-                    &result.reference_correlation}) {
+    for (auto* v : values) {
       for (auto& x : *v) x = all[at++];
     }
     seconds = all[at];
@@ -603,6 +725,27 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   result.energy = mean(result.energies);
   result.deletion_auc = mean(result.deletion);
   result.insertion_auc = mean(result.insertion);
+  result.road_morf = mean(result.road_morfs);
+  result.road_lerf = mean(result.road_lerfs);
+  result.average_drop = mean(result.drops);
+  result.increase_in_confidence = mean(result.increases);
+  result.sensitivity = mean(result.sensitivities);
+  result.infidelity_score = mean(result.infidelities);
+  result.sparseness_score = mean(result.sparsenesses);
+  result.complexity_score = mean(result.complexities);
+  result.random_logit = mean(result.random_logits);
+  const auto average = [n](const std::vector<double>& all, size_t points) {
+    std::vector<double> out(all.empty() ? 0 : points, 0.0);
+    for (int64_t i = 0; i < n; ++i) {
+      for (size_t k = 0; k < out.size(); ++k) out[k] += all[static_cast<size_t>(i) * points + k];
+    }
+    for (auto& v : out) v /= static_cast<double>(n);
+    return out;
+  };
+  result.deletion_curve = average(deletion_curves, curve_points);
+  result.insertion_curve = average(insertion_curves, curve_points);
+  result.road_morf_curve = average(morf_curves, road_points);
+  result.road_lerf_curve = average(lerf_curves, road_points);
 
   if (cascade > 0) {
     RandomizedLayers randomized(model);

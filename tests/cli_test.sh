@@ -190,6 +190,7 @@ PY
     --images "$work/seg_images" --methods vanilla --size 64 --out "$work/out/g"
   "$CNNVIS" evaluate --model "$TS/lraspp_mobilenet_v3_large_script.pt" --labels "$work/labels.txt" \
     --images "$work/seg_eval" --methods vanilla --size 64 --steps 4 --sanity-images 1 --cascade 2 \
+    --metrics pointing,energy,deletion,insertion,sanity \
     --gallery '' --json "$work/seg_eval.json" > "$work/stdout" 2>&1 \
     && grep -qE "^\| vanilla backprop \| [01]\.000 \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| -?[0-9.]+ \| -?[0-9.]+ \| [0-9.]+ \|$" "$work/stdout" \
     && /usr/bin/python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]['per_image'][0]; assert 0 <= r['deletion_auc'] <= 1 and 0 <= r['insertion_auc'] <= 1, r" "$work/seg_eval.json" \
@@ -552,6 +553,21 @@ expect 2 "--cascade: expected an integer >= 0, got -1" "$CNNVIS" evaluate --casc
 expect 2 "--cascade 8: the model has 7 layer groups to randomize \\(features.0 ... classifier.2\\)" \
   "$CNNVIS" evaluate --cascade 8 --count 1 --methods vanilla --gallery "$work/out/g"
 expect 2 "--steps: expected an integer from 1 to 10000, got 0" "$CNNVIS" evaluate --steps 0 --gallery "$work/out/g"
+expect 2 "--metrics: unknown metric 'roads'; expected default, all, or a list of" "$CNNVIS" evaluate --metrics road,roads --gallery "$work/out/g"
+expect 2 "--road-fractions: each fraction must lie in \(0, 1\), got 1.5" "$CNNVIS" evaluate --road-fractions 0.5,1.5 --gallery "$work/out/g"
+expect 2 "--road-fractions: expected numbers in \(0, 1\) separated by commas, got 'x'" "$CNNVIS" evaluate --road-fractions 0.5,x --gallery "$work/out/g"
+# --metrics picks the columns; the JSON has the curves for the page's plots.
+"$CNNVIS" evaluate --count 3 --methods grad-cam --metrics road,sparseness,sensitivity --road-fractions 0.2,0.5 \
+  --perturbations 2 --gallery '' --json "$work/metrics.json" > "$work/stdout" 2> "$work/stderr" \
+  && grep -q "^| method | ROAD MoRF ↓ | ROAD LeRF ↑ | ROAD LeRF - MoRF ↑ | max-sensitivity ↓ | sparseness ↑ | ms per image |$" "$work/stdout" \
+  && /usr/bin/python3 -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+g = r['results'][0]
+assert r['road_fractions'] == [0.2, 0.5] and len(g['curves']['road_morf']) == 2 and g['curves']['deletion'] == [], g['curves']
+assert set(g['per_image'][0]) == {'name', 'road_morf', 'road_lerf', 'max_sensitivity', 'sparseness'}, g['per_image'][0]
+assert g['cascade'] == [] and 0 <= g['road_morf'] <= 1
+" "$work/metrics.json" && ok || fail "evaluate --metrics: $(cat "$work/stdout" "$work/stderr")"
 expect 2 "--batch: expected an integer from 1 to 4096, got 0" "$CNNVIS" evaluate --batch 0 --gallery "$work/out/g"
 expect 2 "--sanity-images: expected an integer >= 0, got -2" "$CNNVIS" evaluate --sanity-images -2 --gallery "$work/out/g"
 expect 2 "--count: expected an integer from 1 to 100000, got 1e3" "$CNNVIS" evaluate --count 1e3 --gallery "$work/out/g"

@@ -8,6 +8,7 @@
 #include "cnnvis/demo/train.hpp"
 #include "cnnvis/error.hpp"
 #include "cnnvis/evaluate.hpp"
+#include "cnnvis/io/npy.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/models/zoo.hpp"
 #include "cnnvis/strategy.hpp"
@@ -325,7 +326,7 @@ TEST(Evaluate, PartsReducedGiveTheWholeEvaluation) {
     return method_maps(info, *method)(m, x, t);
   };
   const auto whole = evaluate(*model, "vanilla", counted, set, options);
-  EXPECT_EQ(images_mapped, 7 + 5 * 2);
+  EXPECT_EQ(images_mapped, 7 + 7 + 5 * 2);  // maps, random-logit maps, 2 cascade steps
   std::vector<std::vector<double>> contributions;
   EvaluateOptions part = options;
   part.part_count = 2;
@@ -333,7 +334,7 @@ TEST(Evaluate, PartsReducedGiveTheWholeEvaluation) {
   part.reduce = [&](std::vector<double>& v) { contributions.push_back(v); };
   images_mapped = 0;
   evaluate(*model, "vanilla", counted, set, part);
-  EXPECT_EQ(images_mapped, 3 + 2 * 2);  // {2,3} {6}, and of the first 5 {2,3} per step
+  EXPECT_EQ(images_mapped, 3 + 3 + 2 * 2);  // {2,3} {6} twice, and of the first 5 {2,3} per step
   ASSERT_EQ(contributions.size(), 3u);  // the metrics, then each cascade step
   part.part_index = 0;
   size_t call = 0;
@@ -345,7 +346,7 @@ TEST(Evaluate, PartsReducedGiveTheWholeEvaluation) {
   };
   images_mapped = 0;
   const auto shared = evaluate(*model, "vanilla", counted, set, part);
-  EXPECT_EQ(images_mapped, 4 + 3 * 2);  // {0,1} {4,5}, and {0,1} {4} per step
+  EXPECT_EQ(images_mapped, 4 + 4 + 3 * 2);  // {0,1} {4,5} twice, and {0,1} {4} per step
   EXPECT_EQ(shared.hits, whole.hits);
   EXPECT_EQ(shared.energies, whole.energies);
   EXPECT_EQ(shared.deletion, whole.deletion);
@@ -353,10 +354,183 @@ TEST(Evaluate, PartsReducedGiveTheWholeEvaluation) {
   EXPECT_EQ(shared.pointing, whole.pointing);
   EXPECT_EQ(shared.deletion_auc, whole.deletion_auc);
   EXPECT_EQ(shared.cascade_correlation, whole.cascade_correlation);
+  EXPECT_EQ(shared.road_morfs, whole.road_morfs);
+  EXPECT_EQ(shared.road_lerfs, whole.road_lerfs);
+  EXPECT_EQ(shared.drops, whole.drops);
+  EXPECT_EQ(shared.infidelities, whole.infidelities);
+  EXPECT_EQ(shared.sparsenesses, whole.sparsenesses);
+  EXPECT_EQ(shared.complexities, whole.complexities);
+  EXPECT_EQ(shared.random_logits, whole.random_logits);
+  EXPECT_EQ(shared.random_classes, whole.random_classes);
+  EXPECT_EQ(shared.road_morf_curve, whole.road_morf_curve);
+  EXPECT_EQ(shared.deletion_curve, whole.deletion_curve);
+  EXPECT_EQ(whole.road_morfs.size(), 7u);
   part.reduce = nullptr;
   testing::expect_error([&] { evaluate(*model, "vanilla", counted, set, part); }, "a reduce function");
   part.part_index = 2;
   testing::expect_error([&] { evaluate(*model, "vanilla", counted, set, part); }, "part_index in [0, part_count)");
+}
+
+// The linear classifier of tests/python/make_metric_fixtures.py: logits = x.flatten(1) W^T + b.
+class TinyLinear : public Model {
+ public:
+  TinyLinear(at::Tensor weight, at::Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {
+    net_.register_buffer("weight", weight_);
+    net_.register_buffer("bias", bias_);
+  }
+  std::string name() const override { return "tinylinear"; }
+  int64_t num_classes() const override { return weight_.size(0); }
+  std::vector<LayerInfo> layers() const override { return {{"fc", "Linear", 0, true, {}}}; }
+  torch::nn::Module& module() override { return net_; }
+  std::string default_cam_layer() const override { return "fc"; }
+
+ protected:
+  ForwardResult forward_impl(const at::Tensor& x, const std::vector<std::string>& taps) override {
+    ForwardResult r;
+    r.output = torch::addmm(bias_, x.flatten(1), weight_.t());
+    for (const auto& t : taps) r.taps[t] = r.output;
+    return r;
+  }
+  at::Tensor forward_from_impl(const std::string&, const at::Tensor& a) override { return a; }
+  void apply_relu_mode(ReluMode) override {}
+
+ private:
+  torch::nn::Module net_;
+  at::Tensor weight_, bias_;
+};
+
+at::Tensor metric_fixture(const std::string& name) {
+  return load_npy(std::string(CNNVIS_FIXTURES) + "/metrics/" + name + ".npy");
+}
+
+// Against the public implementations (tests/python/make_metric_fixtures.py): pytorch-grad-cam's
+// noisy linear imputation and ROAD curves (noise 0), Captum's sensitivity_max and infidelity
+// (the same seeded noise), Quantus's sparseness, complexity and SSIM.
+TEST(Evaluate, NewerMetricsMatchTheirReferenceImplementations) {
+  const auto x = metric_fixture("input");
+  const auto map = metric_fixture("map");
+  TinyLinear model(metric_fixture("weight"), metric_fixture("bias"));
+  const int64_t target = 2;
+  const auto keep = metric_fixture("imputation_keep");
+  const auto imputed = noisy_linear_imputation(x[0], 1 - keep, 0.0);
+  EXPECT_TRUE(torch::allclose(imputed, metric_fixture("imputation_result"), 1e-5, 1e-6))
+      << (imputed - metric_fixture("imputation_result")).abs().max().item<double>();
+  EXPECT_TRUE(torch::equal(imputed.masked_select(keep.gt(0.5).expand({3, -1, -1})),
+                           x[0].masked_select(keep.gt(0.5).expand({3, -1, -1}))));  // kept as is
+  RoadOptions ro;
+  ro.noise = 0;
+  const auto r = road(model, x, target, map, ro);
+  const auto expected = metric_fixture("road_curves").to(torch::kDouble);
+  EXPECT_TRUE(torch::allclose(r.morf, expected[0], 1e-5, 1e-6)) << r.morf << expected[0];
+  EXPECT_TRUE(torch::allclose(r.lerf, expected[1], 1e-5, 1e-6)) << r.lerf << expected[1];
+  EXPECT_NEAR(r.morf_auc, expected[0].mean().item<double>(), 1e-6);
+  const auto& w = metric_fixture("weight");
+  const MapFn gradient_times_input = [&](Model&, const at::Tensor& in, const Target&) {
+    return (in * w[target].view({1, 3, 12, 10})).sum(1);
+  };
+  SensitivityOptions so;
+  so.seed = 21;
+  EXPECT_NEAR(max_sensitivity(model, gradient_times_input, x, Target::class_logit(target),
+                              gradient_times_input(model, x, Target::class_logit(target))[0], so),
+              metric_fixture("max_sensitivity")[0].item<double>(), 1e-5);
+  InfidelityOptions io;
+  io.seed = 22;
+  const double infid = infidelity(model, x, target, map, io);
+  EXPECT_NEAR(infid, metric_fixture("infidelity")[0].item<double>(),
+              1e-3 * metric_fixture("infidelity")[0].item<double>());
+  const auto second = metric_fixture("second_map");
+  EXPECT_NEAR(sparseness(map), metric_fixture("sparseness")[0].item<double>(), 1e-6);  // Quantus in float32
+  EXPECT_NEAR(sparseness(second), metric_fixture("sparseness")[1].item<double>(), 1e-6);
+  EXPECT_NEAR(complexity(map), metric_fixture("complexity")[0].item<double>(), 1e-6);
+  EXPECT_NEAR(complexity(second), metric_fixture("complexity")[1].item<double>(), 1e-6);
+  EXPECT_NEAR(ssim(map, second), metric_fixture("ssim")[0].item<double>(), 1e-6);
+}
+
+// Properties: the imputation of a linear ramp is exact away from the border and its noise has
+// the asked-for spread; ROAD with a perfect map of a linear model; sparseness of a one-hot map
+// is maximal and of a constant map 0; complexity the reverse; max-sensitivity of a constant
+// map 0; SSIM of a map with itself 1.
+TEST(Evaluate, NewerMetricsHaveTheirProperties) {
+  const int64_t h = 16, w = 16;
+  // A linear ramp: every interior pixel is the weighted mean of its neighbours already.
+  auto ramp = (torch::arange(h, torch::kFloat).view({h, 1}) * 0.5 +
+               torch::arange(w, torch::kFloat).view({1, w}) * 0.25)
+                  .unsqueeze(0)
+                  .repeat({2, 1, 1});
+  auto removed = torch::zeros({h, w});
+  removed.slice(0, 4, 12).slice(1, 5, 11).fill_(1);
+  const auto filled = noisy_linear_imputation(ramp, removed, 0.0);
+  EXPECT_TRUE(torch::allclose(filled, ramp, 1e-4, 1e-4)) << (filled - ramp).abs().max();
+  const auto noisy = noisy_linear_imputation(ramp, removed, 0.5, 3);
+  const auto noise = (noisy - filled).masked_select(removed.gt(0.5).expand({2, -1, -1}));
+  EXPECT_EQ(noise.numel(), 2 * 8 * 6);
+  EXPECT_NEAR(noise.std().item<double>(), 0.5, 0.1);
+  EXPECT_TRUE(torch::equal(noisy_linear_imputation(ramp, removed, 0.5, 3), noisy));  // seeded
+  testing::expect_error([&] { noisy_linear_imputation(ramp, torch::ones({h, w})); },
+                        "removes every pixel");
+
+  // A linear model that looks at a fine checkerboard in the left half of channel 0, an input
+  // that has it, and a map that says so: imputing the most important pixels (left) from their
+  // neighbours smooths the pattern away and the evidence with it; imputing the least important
+  // (right) leaves the logit as it was.
+  const auto checker = ((torch::arange(h).view({h, 1}) + torch::arange(w / 2).view({1, w / 2})) % 2)
+                           .to(torch::kFloat) * 2 - 1;
+  auto weight = torch::zeros({2, 3 * h * w});
+  weight.view({2, 3, h, w})[0][0].slice(1, 0, w / 2).copy_(checker * 0.05);
+  TinyLinear model(weight, torch::zeros({2}));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
+  auto x = torch::rand({1, 3, h, w}, gen) * 0.1 + 1;
+  x[0][0].slice(1, 0, w / 2).add_(checker * 0.5);  // logit 0: about 0.025 x 128 = 3.2
+  auto perfect = torch::zeros({h, w});
+  perfect.slice(1, 0, w / 2).fill_(1);
+  perfect += torch::arange(h * w, torch::kFloat).view({h, w}) * 1e-4;  // no ties
+  RoadOptions ro;
+  ro.fractions = {0.25, 0.5};
+  const auto r = road(model, x, 0, perfect, ro);
+  const double p0 = torch::softmax(model.forward(x).output, 1)[0][0].item<double>();
+  EXPECT_NEAR(r.lerf[0].item<double>(), p0, 1e-6);  // only the ignored half removed
+  EXPECT_NEAR(r.lerf[1].item<double>(), p0, 1e-6);
+  EXPECT_GT(p0, 0.9);
+  EXPECT_LT(r.morf[1].item<double>(), 0.7);  // the whole checkerboard imputed: near chance
+  EXPECT_GT(r.gap(), 0.15);
+  testing::expect_error([&] {
+    RoadOptions bad;
+    bad.fractions = {1.0};
+    road(model, x, 0, perfect, bad);
+  }, "fractions must lie in (0, 1)");
+
+  auto one_hot = torch::zeros({h, w});
+  one_hot[3][4] = 2;
+  const double n = static_cast<double>(h * w);
+  EXPECT_NEAR(sparseness(one_hot), 1 - 1 / n, 1e-4);  // Quantus's epsilon 1e-7 per pixel
+  EXPECT_NEAR(sparseness(torch::ones({h, w})), 0, 1e-9);
+  EXPECT_GT(sparseness(perfect), sparseness(torch::rand({h, w}, gen)));
+  EXPECT_NEAR(complexity(one_hot), 0, 1e-6);
+  EXPECT_NEAR(complexity(torch::ones({h, w})), std::log(n), 1e-9);
+  const MapFn constant = [&](Model&, const at::Tensor& in, const Target&) {
+    return torch::ones({in.size(0), h, w});
+  };
+  EXPECT_EQ(max_sensitivity(model, constant, x, Target::class_logit(0), torch::ones({h, w})), 0);
+  const auto ci = confidence_change(model, x, 0, perfect);
+  EXPECT_GE(ci.drop, 0);
+  EXPECT_LE(ci.drop, 1);
+  EXPECT_NEAR(ssim(perfect, perfect), 1, 1e-12);
+  EXPECT_LT(ssim(perfect, torch::rand({h, w}, gen)), 0.5);
+  EXPECT_GE(infidelity(model, x, 0, perfect), 0);
+}
+
+// parse_metrics: the default set, all, a list; unknown names refused.
+TEST(Evaluate, MetricNamesParse) {
+  bool sanity = false;
+  auto m = parse_metrics("default", &sanity);
+  EXPECT_TRUE(m.road && m.random_logit && !m.sensitivity && sanity);
+  m = parse_metrics("all", &sanity);
+  EXPECT_TRUE(m.sensitivity && sanity);
+  m = parse_metrics("road,sparseness", &sanity);
+  EXPECT_TRUE(m.road && m.sparseness && !m.pointing && !m.deletion && !sanity);
+  m = parse_metrics("sanity,pointing", &sanity);
+  EXPECT_TRUE(m.pointing && !m.road && sanity);
+  testing::expect_error([] { parse_metrics("road,bogus", nullptr); }, "unknown metric 'bogus'");
 }
 
 // A segmentation model written against the Model interface: a 1x1 convolution 3 -> 3 classes
@@ -433,8 +607,10 @@ TEST(Evaluate, SegmentationModelExplainsEachObjectsClassOverIt) {
   std::string description;
   at::Tensor score;
   const MapFn maps = [&](Model& m, const at::Tensor& input, const Target& target) {
-    description = target.description();
-    score = target.score(m.forward(input.to(torch::kDouble)));
+    if (description.empty()) {  // the first call (the random-logit test asks for other classes)
+      description = target.description();
+      score = target.score(m.forward(input.to(torch::kDouble)));
+    }
     return set.masks.clone();  // the object itself as the map
   };
   const auto e = evaluate(model, "mask", maps, set, options);

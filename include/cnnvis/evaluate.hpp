@@ -17,6 +17,12 @@
 
 namespace cnnvis::eval {
 
+// Importance maps for a batch: (model, normalized input [B,3,H,W], target) -> [B, H, W]. The
+// target is Target::class_logits (a class per image) for a classifier and
+// Target::region_logits (a class over its object, per image) for a dense output.
+using MapFn = std::function<at::Tensor(Model& model, const at::Tensor& input,
+                                       const Target& target)>;
+
 // ---- pointing game (Zhang et al. 2016, "Top-down neural attention by excitation backprop") --
 
 // The tolerance the paper uses, 15 pixels at 224 x 224, scaled to the shorter side.
@@ -64,6 +70,97 @@ Curve insertion_curve(Model& model, const at::Tensor& input, int64_t target,
 at::Tensor rise_blur(const at::Tensor& input);
 // Trapezoidal area under a curve sampled at equal steps on [0, 1] (RISE's auc()).
 double curve_auc(const at::Tensor& curve);
+
+// ---- ROAD (Rong et al. 2022, "A consistent and efficient evaluation strategy for attribution
+// methods"; reference code tleemann/road_evaluation, as in pytorch-grad-cam's metrics) ----
+
+// Noisy linear imputation: every pixel with removed > 0.5 is replaced, in every channel, by the
+// solution of the linear system that makes it the weighted mean of its in-image neighbours
+// (weights 1/6 for the 4 direct ones, 1/12 for the 4 diagonal ones), kept pixels fixed; then
+// N(0, noise^2) noise is added to the replaced values (generator seeded by `seed`). image
+// [C, H, W] (any values: cnnvis imputes in the normalized space the model sees, as
+// pytorch-grad-cam does), removed [H, W]. Returns [C, H, W] float32 on the image's device.
+// Refuses (invalid argument) a mask that removes every pixel (nothing to impute from).
+at::Tensor noisy_linear_imputation(const at::Tensor& image, const at::Tensor& removed,
+                                   double noise = 0.01, uint64_t seed = 0);
+
+struct RoadOptions {
+  // Fractions of the pixels removed, each in (0, 1); the curve has a point per fraction.
+  std::vector<double> fractions{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9};
+  double noise = 0.01;  // standard deviation of the imputation noise (normalized space)
+  uint64_t seed = 0;    // of the noise; the same for MoRF and LeRF at one fraction
+  int64_t batch = 64;   // imputed images per forward pass
+};
+struct RoadCurves {
+  at::Tensor morf, lerf;   // [fractions] float64: the target's probability after removal
+  double morf_auc = 0;     // mean over the fractions (pytorch-grad-cam's average); low is good
+  double lerf_auc = 0;     // high is good
+  double gap() const { return lerf_auc - morf_auc; }  // high is good
+};
+// MoRF removes the fraction f of the pixels that the map ranks most important, LeRF the least
+// important (exactly round(f * H * W) pixels, ties in raster order as in deletion); the removed
+// pixels are imputed (noisy_linear_imputation) and the target scored as deletion does (the
+// softmax probability; a dense output's mean probability over `region`). input [1, 3, H, W]
+// normalized on the model's device; map [H, W].
+RoadCurves road(Model& model, const at::Tensor& input, int64_t target, const at::Tensor& map,
+                const RoadOptions& options = {}, const at::Tensor& region = {});
+
+// ---- confidence (Chattopadhay et al. 2018, Grad-CAM++; torch-cam's ClassificationMetric and
+// pytorch-grad-cam's DropInConfidence / IncreaseInConfidence) ----
+
+// The input (normalized) times the map scaled to [0, 1] (min-max; a constant map is all 0):
+// drop = max(0, p - p_masked) / p, increase = p_masked > p, p the target's probability (as
+// deletion scores it).
+struct ConfidenceChange {
+  double drop = 0;
+  bool increase = false;
+};
+ConfidenceChange confidence_change(Model& model, const at::Tensor& input, int64_t target,
+                                   const at::Tensor& map, const at::Tensor& region = {});
+
+// ---- complexity (as Quantus defines them: abs, then normalized by the maximum) ----
+
+// Gini index of |map| (Chalasani et al. 2020; Quantus Sparseness): with a the sorted values of
+// |map| / max|map| + 1e-7, sum_k (2k - n - 1) a_k / (n sum_k a_k); 0 for a constant map, 1 - 1/n
+// for a one-hot map (the most sparse).
+double sparseness(const at::Tensor& map);
+// Entropy of the map's fractional contributions p = |map| / sum|map| (Bhatt et al. 2020;
+// Quantus Complexity): -sum p log(p + 1e-12); log(n) for a constant map, 0 for a one-hot map.
+double complexity(const at::Tensor& map);
+
+// ---- robustness and fidelity (Yeh et al. 2019, "On the (in)fidelity and sensitivity of
+// explanations"; Captum's sensitivity_max and infidelity) ----
+
+struct SensitivityOptions {
+  double radius = 0.02;  // uniform noise in [-radius, radius] per input element (normalized)
+  int64_t samples = 10;
+  uint64_t seed = 0;
+};
+// max over the samples of ||m(x + d) - m(x)||_F / ||m(x)||_F (||m(x)|| = 0 counts as 1, as in
+// Captum), m the importance maps of `maps` for `target`. input [1, 3, H, W]; `map` is m(x),
+// already computed. 0 for a method whose map does not depend on the input.
+double max_sensitivity(Model& model, const MapFn& maps, const at::Tensor& input,
+                       const Target& target, const at::Tensor& map,
+                       const SensitivityOptions& options = {});
+
+struct InfidelityOptions {
+  double sigma = 0.1;    // Gaussian perturbations I ~ N(0, sigma^2) per input element
+  int64_t samples = 10;
+  uint64_t seed = 0;
+};
+// Captum's normalized infidelity: with a_k = sum(I_k * map) (the map shared by the channels)
+// and b_k = p(x) - p(x - I_k) (the target's probability), beta = sum a b / sum a^2 and
+// infidelity = sum_k (beta a_k - b_k)^2 / samples; low is good. input [1, 3, H, W].
+double infidelity(Model& model, const at::Tensor& input, int64_t target, const at::Tensor& map,
+                  const InfidelityOptions& options = {}, const at::Tensor& region = {});
+
+// ---- random logit (Sixt et al. 2020; Quantus RandomLogit) ----
+
+// Structural similarity of two maps as Quantus computes it (skimage's structural_similarity:
+// 7 x 7 uniform windows, sample covariance, K1 0.01, K2 0.03, the border of 3 cropped) with
+// data_range the span of both maps' values, after each map is divided by its maximum |value|
+// (Quantus's normalise_by_max). Maps [H, W] with H, W >= 7.
+double ssim(const at::Tensor& a, const at::Tensor& b);
 
 // ---- model randomization (Adebayo et al. 2018, "Sanity checks for saliency maps") ----
 
@@ -116,11 +213,6 @@ EvaluationSet demo_evaluation_set(int64_t count, int64_t size);
 EvaluationSet load_evaluation_set(const std::string& folder, const Preprocess& preprocess,
                                   const std::vector<std::string>& class_names);
 
-// Importance maps for a batch: (model, normalized input [B,3,H,W], target) -> [B, H, W]. The
-// target is Target::class_logits (a class per image) for a classifier and
-// Target::region_logits (a class over its object, per image) for a dense output.
-using MapFn = std::function<at::Tensor(Model& model, const at::Tensor& input,
-                                       const Target& target)>;
 // A registered method as a MapFn (its importance maps for the batch's target).
 MapFn method_maps(const MethodInfo& info, Method& method);
 // Reference maps: uniform noise (seeded per image, independent of the model) and a centred
@@ -128,8 +220,25 @@ MapFn method_maps(const MethodInfo& info, Method& method);
 MapFn random_maps(uint64_t seed);
 MapFn center_maps();
 
+// The metrics evaluate() computes (the cascading randomization is EvaluateOptions::sanity).
+struct MetricSet {
+  bool pointing = true, energy = true, deletion = true, insertion = true;
+  bool road = true, confidence = true, infidelity = true;
+  bool sparseness = true, complexity = true, random_logit = true;
+  bool sensitivity = false;  // off by default: `samples` more map computations per image
+};
+// "default" (all but sensitivity), "all", or a comma-separated list of pointing, energy,
+// deletion, insertion, road, confidence, sensitivity, infidelity, sparseness, complexity,
+// random-logit and sanity (the cascading randomization; `sanity` says whether it was named).
+// Throws cnnvis::Error (invalid argument) naming --metrics for another name.
+MetricSet parse_metrics(const std::string& text, bool* sanity);
+
 struct EvaluateOptions {
   Preprocess preprocess;  // mean and std for normalizing the set's images
+  MetricSet metrics;
+  RoadOptions road;                // its seed is offset per image (seed + 1000 * image)
+  SensitivityOptions sensitivity;  // seed + image
+  InfidelityOptions infidelity;    // seed + image
   double margin = -1;     // pointing-game tolerance in pixels; < 0: default_margin
   CurveOptions curve;
   int64_t batch = 16;     // images per method call
@@ -172,6 +281,23 @@ struct Evaluation {
   double reference_rank = 0;
   std::vector<int> hits;                // per image
   std::vector<double> energies, deletion, insertion;  // per image
+  // The newer metrics (each 0 and its per-image vector empty when not computed): means over
+  // the images of the per-image values below.
+  double road_morf = 0, road_lerf = 0;  // ROAD's MoRF (low is good) and LeRF (high) AUCs
+  double road_gap() const { return road_lerf - road_morf; }
+  double average_drop = 0;              // mean confidence drop (low is good)
+  double increase_in_confidence = 0;    // share of images whose confidence rose (high)
+  double sensitivity = 0;               // mean max-sensitivity (low is good)
+  double infidelity_score = 0;          // mean normalized infidelity (low is good)
+  double sparseness_score = 0;          // mean Gini index (high: sparse)
+  double complexity_score = 0;          // mean entropy (low: simple)
+  double random_logit = 0;              // mean SSIM to the map of a random other class (low)
+  std::vector<double> road_morfs, road_lerfs, drops, increases, sensitivities, infidelities,
+      sparsenesses, complexities, random_logits;
+  std::vector<int64_t> random_classes;  // per image: the other class of the random-logit test
+  // Mean curves over the images, for plots: deletion and insertion (steps + 1 points from 0
+  // to all pixels changed) and ROAD's (a point per removal fraction).
+  std::vector<double> deletion_curve, insertion_curve, road_morf_curve, road_lerf_curve;
 };
 
 // Throws cnnvis::Error (invalid argument) for options that do not fit `model`: a cascade deeper

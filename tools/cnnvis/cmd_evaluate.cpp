@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -40,6 +41,19 @@ struct EvaluateCliOptions {
   std::string json_path;
   std::string gallery = "demo";
   std::vector<std::string> options;  // METHOD.KEY=VALUE
+  std::string metrics = "default";
+  std::string road_fractions = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9";
+  double road_noise = 0.01;
+  int64_t perturbations = 10;
+  double sensitivity_radius = 0.02;
+  double infidelity_sigma = 0.1;
+};
+
+// One column of the table: its title, whether it is shown, and its value for a row.
+struct Column {
+  std::string key, title;
+  bool shown;
+  std::function<std::string(const eval::Evaluation&)> cell;
 };
 
 const char* kLegend =
@@ -47,7 +61,16 @@ const char* kLegend =
     "energy: share of the positive map mass on the object; deletion/insertion AUC: area under "
     "the target-class probability as pixels are removed / inserted in the map's order (RISE; a "
     "segmentation model: the class's mean probability over the object, whose logits it "
-    "explains); "
+    "explains); ROAD MoRF / LeRF: mean target probability after removing the most / least "
+    "important 10%..90% of the pixels, imputed from their neighbours with noise (Rong et al. "
+    "2022), and the gap LeRF - MoRF; avg drop: mean relative drop of the target probability "
+    "on the input times the map scaled to [0, 1], increase: share of images whose probability "
+    "rose (Chattopadhay et al. 2018); max-sensitivity: largest relative change of the map "
+    "under small uniform input noise, infidelity: normalized squared error of the map's "
+    "prediction of the output change under Gaussian input noise (Yeh et al. 2019, as Captum); "
+    "sparseness: Gini index of the map, complexity: entropy of its shares (as Quantus); "
+    "random logit: SSIM between the map and the map of a random other class (Sixt et al. "
+    "2020, as Quantus); "
     "rank correlation: Spearman correlation with the map of a model whose top layer / all "
     "layers were re-initialized (a faithful method drops towards 0); ms per image: the map "
     "alone. Baselines: a random map and a centred Gaussian.";
@@ -56,6 +79,17 @@ std::string cell(double value, int digits = 3) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
   return buffer;
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    out.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
 }
 
 std::string correlation(const eval::Evaluation& e, bool last) {
@@ -123,11 +157,37 @@ void evaluate_job(const EvaluateCliOptions& o) {
   check_model_input(*model, input_side(pre), side_option(pre), o.batch);
 
   eval::EvaluateOptions options;
+  bool named_sanity = true;
+  options.metrics = eval::parse_metrics(o.metrics, &named_sanity);
+  options.road.fractions.clear();
+  for (const auto& f : split_commas(o.road_fractions)) {
+    double v = 0;
+    try {
+      size_t used = 0;
+      v = std::stod(f, &used);
+      if (used != f.size()) throw std::invalid_argument(f);
+    } catch (const std::exception&) {
+      throw usage_error("--road-fractions: expected numbers in (0, 1) separated by commas, got '" +
+                        f + "'");
+    }
+    if (!(v > 0 && v < 1)) {
+      throw usage_error("--road-fractions: each fraction must lie in (0, 1), got " + f);
+    }
+    options.road.fractions.push_back(v);
+  }
+  options.road.noise = o.road_noise;
+  options.road.seed = o.seed;
+  options.sensitivity.radius = o.sensitivity_radius;
+  options.sensitivity.samples = o.perturbations;
+  options.sensitivity.seed = o.seed;
+  options.infidelity.sigma = o.infidelity_sigma;
+  options.infidelity.samples = o.perturbations;
+  options.infidelity.seed = o.seed;
   options.preprocess = pre;
   options.margin = o.margin;
   options.curve.steps = o.steps;
   options.batch = o.batch;
-  options.sanity = !o.no_sanity;
+  options.sanity = !o.no_sanity && named_sanity;
   options.cascade = o.cascade;
   options.sanity_images = o.sanity_images;
   options.seed = o.seed;
@@ -197,25 +257,56 @@ void evaluate_job(const EvaluateCliOptions& o) {
 
   // Markdown table on stdout.
   if (!lead) return;  // rank 0 reports
+  const auto& ms = options.metrics;
+  const bool lower_precision = lower != Precision::kFloat32;
+  const std::vector<Column> columns = {
+      {"pointing", "pointing game ↑", ms.pointing, [](const auto& e) { return cell(e.pointing); }},
+      {"energy", "energy pointing game ↑", ms.energy, [](const auto& e) { return cell(e.energy); }},
+      {"deletion_auc", "deletion AUC ↓", ms.deletion,
+       [](const auto& e) { return cell(e.deletion_auc); }},
+      {"insertion_auc", "insertion AUC ↑", ms.insertion,
+       [](const auto& e) { return cell(e.insertion_auc); }},
+      {"road_morf", "ROAD MoRF ↓", ms.road, [](const auto& e) { return cell(e.road_morf); }},
+      {"road_lerf", "ROAD LeRF ↑", ms.road, [](const auto& e) { return cell(e.road_lerf); }},
+      {"road_gap", "ROAD LeRF - MoRF ↑", ms.road, [](const auto& e) { return cell(e.road_gap()); }},
+      {"average_drop", "avg drop ↓", ms.confidence,
+       [](const auto& e) { return cell(e.average_drop); }},
+      {"increase_in_confidence", "increase ↑", ms.confidence,
+       [](const auto& e) { return cell(e.increase_in_confidence); }},
+      {"max_sensitivity", "max-sensitivity ↓", ms.sensitivity,
+       [](const auto& e) { return cell(e.sensitivity); }},
+      {"infidelity", "infidelity ↓", ms.infidelity,
+       [](const auto& e) { return cell(e.infidelity_score, 5); }},
+      {"sparseness", "sparseness ↑", ms.sparseness,
+       [](const auto& e) { return cell(e.sparseness_score); }},
+      {"complexity", "complexity ↓", ms.complexity,
+       [](const auto& e) { return cell(e.complexity_score); }},
+      {"random_logit", "random logit SSIM ↓", ms.random_logit,
+       [](const auto& e) { return cell(e.random_logit); }},
+      {"rank_top", "rank corr. top layer ↓", options.sanity,
+       [](const auto& e) { return correlation(e, false); }},
+      {"rank_all", "rank corr. all layers ↓", options.sanity,
+       [](const auto& e) { return correlation(e, true); }},
+      {"ms_per_image", "ms per image", true, [](const auto& e) { return cell(e.ms_per_image, 1); }},
+      {"rank_float32", "rank corr. to float32 ↑", lower_precision,
+       [](const auto& e) {
+         return e.reference_correlation.empty() ? std::string() : cell(e.reference_rank);
+       }},
+  };
   std::cout << "Evaluation of " << model->name() << " on " << set_name << "; pointing-game margin "
-            << cell(margin, 1) << " px, " << o.steps << " deletion/insertion steps\n\n"
-            << "| method | pointing game ↑ | energy pointing game ↑ | deletion AUC ↓ | "
-               "insertion AUC ↑ | rank corr. top layer ↓ | rank corr. all layers ↓ | ms per "
-               "image |"
-            << (lower != Precision::kFloat32
-                    ? std::string(" rank corr. to float32 ↑ |")
-                    : std::string())
-            << "\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-            << (lower != Precision::kFloat32 ? " ---: |" : "") << "\n";
+            << cell(margin, 1) << " px, " << o.steps << " deletion/insertion steps\n\n|"
+            << " method |";
+  std::string rule = "| --- |";
+  for (const auto& c : columns) {
+    if (!c.shown) continue;
+    std::cout << " " << c.title << " |";
+    rule += " ---: |";
+  }
+  std::cout << "\n" << rule << "\n";
   for (const auto& row : rows) {
-    const auto& e = row.result;
-    std::cout << "| " << row.title << " | " << cell(e.pointing) << " | " << cell(e.energy)
-              << " | " << cell(e.deletion_auc) << " | " << cell(e.insertion_auc) << " | "
-              << correlation(e, false) << " | " << correlation(e, true) << " | "
-              << cell(e.ms_per_image, 1) << " |";
-    if (lower != Precision::kFloat32) {
-      std::cout << " " << (e.reference_correlation.empty() ? std::string("") : cell(e.reference_rank))
-                << " |";
+    std::cout << "| " << row.title << " |";
+    for (const auto& c : columns) {
+      if (c.shown) std::cout << " " << c.cell(row.result) << " |";
     }
     std::cout << "\n";
   }
@@ -235,12 +326,32 @@ void evaluate_job(const EvaluateCliOptions& o) {
       cascade.push_back({{"layer", e.cascade_layers[k]}, {"correlation", e.cascade_correlation[k]}});
     }
     json per_image = json::array();
+    const auto put = [](json& j, const char* key, const std::vector<double>& v, int64_t i) {
+      if (!v.empty()) j[key] = v[static_cast<size_t>(i)];
+    };
     for (int64_t i = 0; i < e.images; ++i) {
-      per_image.push_back({{"name", set.names[i]},
-                           {"hit", e.hits[i] != 0},
-                           {"energy", e.energies[i]},
-                           {"deletion_auc", e.deletion[i]},
-                           {"insertion_auc", e.insertion[i]}});
+      json one = {{"name", set.names[i]}};
+      if (!e.hits.empty()) one["hit"] = e.hits[i] != 0;
+      put(one, "energy", e.energies, i);
+      put(one, "deletion_auc", e.deletion, i);
+      put(one, "insertion_auc", e.insertion, i);
+      put(one, "road_morf", e.road_morfs, i);
+      put(one, "road_lerf", e.road_lerfs, i);
+      put(one, "drop", e.drops, i);
+      if (!e.increases.empty()) one["increase"] = e.increases[i] != 0;
+      put(one, "max_sensitivity", e.sensitivities, i);
+      put(one, "infidelity", e.infidelities, i);
+      put(one, "sparseness", e.sparsenesses, i);
+      put(one, "complexity", e.complexities, i);
+      if (!e.random_logits.empty()) {
+        one["random_logit"] = e.random_logits[i];
+        one["random_class"] = e.random_classes[i];
+      }
+      per_image.push_back(std::move(one));
+    }
+    json cells = json::array();
+    for (const auto& c : columns) {
+      if (c.shown) cells.push_back(c.cell(e));
     }
     results.push_back({{"method", e.method},
                        {"title", row.title},
@@ -253,10 +364,36 @@ void evaluate_job(const EvaluateCliOptions& o) {
                        {"rank_correlation_to_float32",
                         e.reference_correlation.empty() ? json(nullptr) : json(e.reference_rank)},
                        {"ms_per_image", e.ms_per_image},
+                       {"road_morf", e.road_morf},
+                       {"road_lerf", e.road_lerf},
+                       {"road_gap", e.road_gap()},
+                       {"average_drop", e.average_drop},
+                       {"increase_in_confidence", e.increase_in_confidence},
+                       {"max_sensitivity", e.sensitivity},
+                       {"infidelity", e.infidelity_score},
+                       {"sparseness", e.sparseness_score},
+                       {"complexity", e.complexity_score},
+                       {"random_logit", e.random_logit},
+                       {"curves",
+                        {{"deletion", e.deletion_curve},
+                         {"insertion", e.insertion_curve},
+                         {"road_morf", e.road_morf_curve},
+                         {"road_lerf", e.road_lerf_curve}}},
+                       {"cells", cells},
                        {"cascade", cascade},
                        {"per_image", per_image}});
   }
+  json titles = json::array();
+  json metric_names = json::array();
+  for (const auto& c : columns) {
+    if (!c.shown) continue;
+    titles.push_back(c.title);
+    metric_names.push_back(c.key);
+  }
   const json report = {{"model", model->name()},
+                       {"columns", titles},
+                       {"column_keys", metric_names},
+                       {"road_fractions", options.road.fractions},
                        {"precision", to_string(lower)},
                        {"set", set_name},
                        {"images", set.images.size(0)},
@@ -319,6 +456,40 @@ void setup_evaluate(CLI::App& app) {
       ->capture_default_str()
       ->check(integer_range(0));
   sub->add_flag("--no-sanity", o->no_sanity, "skip the cascading randomization");
+  sub->add_option("--metrics", o->metrics,
+                  "default (all but sensitivity), all, or a comma-separated list of pointing, "
+                  "energy, deletion, insertion, road, confidence, sensitivity, infidelity, "
+                  "sparseness, complexity, random-logit, sanity")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            try {
+              eval::parse_metrics(v, nullptr);
+            } catch (const Error& e) {
+              return std::string(e.what()).substr(std::string("--metrics: ").size());
+            }
+            return std::string();
+          },
+          "METRICS", "metrics"));
+  sub->add_option("--road-fractions", o->road_fractions,
+                  "ROAD's removal fractions, each in (0, 1)")
+      ->capture_default_str();
+  sub->add_option("--road-noise", o->road_noise,
+                  "standard deviation of ROAD's imputation noise (normalized space)")
+      ->capture_default_str()
+      ->check(number_range(0, 10));
+  sub->add_option("--perturbations", o->perturbations,
+                  "noisy inputs per image for max-sensitivity and infidelity")
+      ->capture_default_str()
+      ->check(integer_range(1, 1000));
+  sub->add_option("--sensitivity-radius", o->sensitivity_radius,
+                  "max-sensitivity's uniform noise radius (normalized space; Captum's 0.02)")
+      ->capture_default_str()
+      ->check(number_range(0, 10));
+  sub->add_option("--infidelity-sigma", o->infidelity_sigma,
+                  "standard deviation of infidelity's Gaussian perturbations (normalized space)")
+      ->capture_default_str()
+      ->check(number_range(0, 10));
   sub->add_flag("--no-baselines", o->no_baselines, "leave out the random and centre baselines");
   sub->add_option("--seed", o->seed, "seed of the random baseline and the re-initialization")
       ->capture_default_str()

@@ -1,5 +1,6 @@
 #include "gallery.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -39,6 +40,10 @@ img.full { width: 288px; height: 288px; object-fit: contain; image-rendering: pi
 table.metrics td, table.metrics th { border: 1px solid #ccc; padding: 4px 10px; }
 table.metrics td.name { text-align: left; }
 tr.baseline td { color: #777; font-style: italic; }
+div.plots { display: flex; flex-wrap: wrap; gap: 1.5em; }
+figure { margin: 0; }
+figcaption { font-size: 0.85em; color: #444; max-width: 600px; }
+svg.curve text { font-size: 10px; fill: #444; }
 </style>)";
 
 std::string page(const std::string& title, const std::string& body) {
@@ -215,10 +220,70 @@ void write_image_page(const fs::path& folder, const json& gallery, size_t index,
   write_file_atomic((folder / ("image_" + stem + ".html")).string(), page(stem, body));
 }
 
-std::string correlation_cell(const json& result, bool last) {
-  const auto& cascade = result["cascade"];
-  if (cascade.empty()) return "-";
-  return fixed((last ? cascade.back() : cascade.front())["correlation"].get<double>(), 2);
+// One plot of a curve per method: score (0..1) against the fraction of pixels changed, as an
+// inline SVG with a legend; baselines dashed grey.
+std::string curve_plot(const json& e, const std::string& key, const std::string& title,
+                       const std::string& caption) {
+  static const char* kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                   "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79",
+                                   "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
+                                   "#e6550d", "#31a354", "#756bb1"};
+  const double left = 38, top = 10, bottom = 30, pw = 332, ph = 210;
+  const double legend_x = left + pw + 16, line = 13;  // the legend, right of the plot
+  double w = legend_x + 250, h = top + ph + bottom;
+  std::vector<double> xs;
+  const bool road = key.rfind("road", 0) == 0;
+  std::string svg;
+  int drawn = 0;
+  size_t colour = 0;
+  int baselines = 0;
+  std::string legend;
+  for (const auto& r : e["results"]) {
+    if (!r.contains("curves") || !r["curves"].contains(key) || r["curves"][key].empty()) continue;
+    const auto& ys = r["curves"][key];
+    const size_t k = ys.size();
+    const bool baseline = r["baseline"].get<bool>();
+    const std::string stroke = baseline ? (baselines++ == 0 ? "#777" : "#aaa") : kColours[colour++ % 18];
+    const std::string dash = baselines == 1 ? "5 3" : "1.5 2.5";
+    std::string points;
+    for (size_t i = 0; i < k; ++i) {
+      const double x = road ? e["road_fractions"][i].get<double>()
+                            : (k > 1 ? static_cast<double>(i) / static_cast<double>(k - 1) : 0.0);
+      const double y = std::clamp(ys[i].get<double>(), 0.0, 1.0);
+      points += fixed(left + x * pw, 1) + "," + fixed(top + (1 - y) * ph, 1) + " ";
+    }
+    svg += "<polyline fill=\"none\" stroke=\"" + stroke + "\" stroke-width=\"1.5\"" +
+           (baseline ? " stroke-dasharray=\"" + dash + "\"" : std::string()) + " points=\"" + points + "\"><title>" +
+           html_escape(r["title"].get<std::string>()) + "</title></polyline>\n";
+    const double ly = top + 8 + drawn * line;
+    legend += "<line x1=\"" + fixed(legend_x, 1) + "\" y1=\"" + fixed(ly - 3, 1) + "\" x2=\"" +
+              fixed(legend_x + 16, 1) + "\" y2=\"" + fixed(ly - 3, 1) + "\" stroke=\"" + stroke +
+              "\" stroke-width=\"2\"" + (baseline ? " stroke-dasharray=\"" + dash + "\"" : std::string()) +
+              "/><text x=\"" + fixed(legend_x + 20, 1) + "\" y=\"" + fixed(ly, 1) + "\">" +
+              html_escape(r["title"].get<std::string>()) + "</text>\n";
+    ++drawn;
+  }
+  if (drawn == 0) return "";
+  h = std::max(h, top + 8 + drawn * line + 4);
+  std::string axes = "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<rect x=\"" + fixed(left, 0) + "\" y=\"" + fixed(top, 0) + "\" width=\"" +
+                     fixed(pw, 0) + "\" height=\"" + fixed(ph, 0) +
+                     "\" fill=\"none\" stroke=\"#999\"/>\n";
+  for (int t = 0; t <= 4; ++t) {
+    const double v = t / 4.0;
+    axes += "<text x=\"" + fixed(left - 4, 1) + "\" y=\"" + fixed(top + (1 - v) * ph + 3, 1) +
+            "\" text-anchor=\"end\">" + fixed(v, 2) + "</text>\n";
+    axes += "<text x=\"" + fixed(left + v * pw, 1) + "\" y=\"" + fixed(h - bottom + 12, 1) +
+            "\" text-anchor=\"middle\">" + fixed(v, 2) + "</text>\n";
+  }
+  axes += "<text x=\"" + fixed(left + pw / 2, 1) + "\" y=\"" + fixed(h - 4, 1) +
+          "\" text-anchor=\"middle\">fraction of pixels " + (road || key == "deletion" ? "removed" : "inserted") +
+          "</text>\n";
+  return "<figure><svg class=\"curve\" role=\"img\" aria-label=\"" + html_escape(title) +
+         "\" width=\"" + fixed(w, 0) + "\" height=\"" + fixed(h, 0) + "\" viewBox=\"0 0 " +
+         fixed(w, 0) + " " + fixed(h, 0) + "\" xmlns=\"http://www.w3.org/2000/svg\">\n" + axes +
+         svg + legend +
+         "</svg><figcaption><b>" + html_escape(title) + "</b>: " + html_escape(caption) +
+         "</figcaption></figure>\n";
 }
 
 void write_evaluation_page(const fs::path& folder, const json& gallery, const json& e) {
@@ -230,24 +295,32 @@ void write_evaluation_page(const fs::path& folder, const json& gallery, const js
                      " deletion/insertion steps. Written by <code>" +
                      html_escape(e["command"].get<std::string>()) + "</code>.</p>\n" +
                      nav(gallery, true);
-  body +=
-      "<table class=\"metrics\">\n<tr><th>method</th><th>pointing game &uarr;</th>"
-      "<th>energy pointing game &uarr;</th><th>deletion AUC &darr;</th>"
-      "<th>insertion AUC &uarr;</th><th>rank correlation after randomizing the top layer "
-      "&darr;</th><th>... all layers &darr;</th><th>ms per image</th></tr>\n";
+  // The table as the CLI printed it: its columns and each row's cells.
+  body += "<table class=\"metrics\">\n<tr><th>method</th>";
+  for (const auto& title : e["columns"]) body += "<th>" + html_escape(title.get<std::string>()) + "</th>";
+  body += "</tr>\n";
   for (const auto& r : e["results"]) {
     const bool baseline = r["baseline"].get<bool>();
     body += std::string("<tr") + (baseline ? " class=\"baseline\"" : "") + " data-method=\"" +
             html_escape(r["method"].get<std::string>()) + "\"><td class=\"name\">" +
-            html_escape(r["title"].get<std::string>()) + "</td><td>" +
-            fixed(r["pointing"].get<double>(), 3) + "</td><td>" +
-            fixed(r["energy"].get<double>(), 3) + "</td><td>" +
-            fixed(r["deletion_auc"].get<double>(), 3) + "</td><td>" +
-            fixed(r["insertion_auc"].get<double>(), 3) + "</td><td>" +
-            correlation_cell(r, false) + "</td><td>" + correlation_cell(r, true) + "</td><td>" +
-            fixed(r["ms_per_image"].get<double>(), 1) + "</td></tr>\n";
+            html_escape(r["title"].get<std::string>()) + "</td>";
+    for (const auto& c : r["cells"]) body += "<td>" + html_escape(c.get<std::string>()) + "</td>";
+    body += "</tr>\n";
   }
   body += "</table>\n<p class=\"meta\">" + html_escape(e["legend"].get<std::string>()) + "</p>\n";
+  // The curves behind the AUCs, every method in one plot per metric.
+  const std::string plots =
+      curve_plot(e, "deletion", "Deletion",
+                 "target probability as the map's most important pixels are set to the mean "
+                 "colour (low is good)") +
+      curve_plot(e, "insertion", "Insertion",
+                 "target probability as the map's most important pixels return into a blurred "
+                 "copy (high is good)") +
+      curve_plot(e, "road_morf", "ROAD, most relevant first",
+                 "target probability after imputing the most important pixels (low is good)") +
+      curve_plot(e, "road_lerf", "ROAD, least relevant first",
+                 "target probability after imputing the least important pixels (high is good)");
+  if (!plots.empty()) body += "<h2>Curves</h2>\n<div class=\"plots\">\n" + plots + "</div>\n";
   // The cascading randomization curves: one column per randomized layer group.
   const json* first = nullptr;
   for (const auto& r : e["results"]) {

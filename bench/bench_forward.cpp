@@ -15,6 +15,9 @@
 // model traced by PyTorch and run by LibTorch's own TorchScript interpreter (torch::jit::load,
 // default executor: the kernels PyTorch runs), AlexNet, VGG16, ResNet-18 and ResNet-50 at
 // batch 1, 8 and 32, 224 x 224, under InferenceMode, --benchmark_filter=trace/.
+// ROAD's noisy linear imputation (issue 19): one image at 96 and 224 px with 10% and 90% of the
+// pixels removed at random (forward/demo is the demo model's forward pass, to compare):
+// --benchmark_filter=road/.
 // Models are registered explicitly from main (static self-registration is dropped when linking
 // a static library).
 #include <benchmark/benchmark.h>
@@ -26,6 +29,7 @@
 #include <thread>
 #include <tuple>
 
+#include "cnnvis/evaluate.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/models/script.hpp"
 #include "cnnvis/models/zoo.hpp"
@@ -124,6 +128,17 @@ void zoo_vs_trace(benchmark::State& state, const std::string& arch, const std::s
   state.SetItemsProcessed(state.iterations() * state.range(0));
 }
 
+// One imputation: state.range(0) px, state.range(1) percent of the pixels removed at random.
+void road_imputation(benchmark::State& state) {
+  const int64_t side = state.range(0);
+  const auto image = torch::randn({3, side, side});
+  const auto removed = torch::rand({side, side}).lt(static_cast<double>(state.range(1)) / 100);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(cnnvis::eval::noisy_linear_imputation(image, removed, 0.01, 0));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,6 +150,9 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("forward/" + arch).c_str(), forward, arch)
         ->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(1.0);
   }
+  benchmark::RegisterBenchmark("road/imputation", road_imputation)
+      ->Args({96, 10})->Args({96, 90})->Args({224, 10})->Args({224, 90})
+      ->Unit(benchmark::kMillisecond)->MinTime(0.5);
   benchmark::RegisterBenchmark("synthesis/forward_backward_to_features.17/vgg16",
                                truncated_forward_backward)
       ->Arg(1)->Arg(4)->Unit(benchmark::kMillisecond)->MinTime(2.0);

@@ -216,7 +216,8 @@ at::Tensor rise_blur(const at::Tensor& input) {
 
 Curve deletion_curve(Model& model, const at::Tensor& input, int64_t target, const at::Tensor& map,
                      const CurveOptions& options, const at::Tensor& region) {
-  return perturbation_curve(model, input, torch::zeros_like(input), target, map, options, region);
+  const auto substrate = options.deletion_blur ? rise_blur(input) : torch::zeros_like(input);
+  return perturbation_curve(model, input, substrate, target, map, options, region);
 }
 
 Curve insertion_curve(Model& model, const at::Tensor& input, int64_t target,

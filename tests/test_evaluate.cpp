@@ -208,6 +208,11 @@ TEST(Evaluate, CurvesStartAtTheInputAndEndAtTheSubstrate) {
   const auto ins = insertion_curve(*model, x, t, set.masks[0], {4, 3});
   EXPECT_NEAR(ins.probability[0].item<double>(), prob(rise_blur(x)), 1e-6);
   EXPECT_NEAR(ins.probability[4].item<double>(), prob(x), 1e-6);
+  CurveOptions blur{4, 3};
+  blur.deletion_blur = true;  // deletion into insertion's blurred copy
+  const auto into_blur = deletion_curve(*model, x, t, set.masks[0], blur);
+  EXPECT_NEAR(into_blur.probability[0].item<double>(), prob(x), 1e-6);
+  EXPECT_NEAR(into_blur.probability[4].item<double>(), prob(rise_blur(x)), 1e-6);
   EXPECT_THROW(deletion_curve(*model, x, t, torch::zeros({5, 5})), Error);
 }
 

@@ -48,6 +48,10 @@ double energy_pointing_game(const at::Tensor& map, const at::Tensor& mask);
 struct CurveOptions {
   int64_t steps = 50;   // the curve has steps + 1 points, from 0 to all pixels changed
   int64_t batch = 64;   // perturbed images per forward pass
+  // What deletion puts in place of a removed pixel: the dataset's mean colour (0 in normalized
+  // space, RISE's and Captum's choice, the default) or the pixel of a blurred copy (rise_blur,
+  // insertion's start image), which leaves no sharp mean-colour silhouette of what was removed.
+  bool deletion_blur = false;
 };
 struct Curve {
   at::Tensor probability;  // [steps + 1] float64: softmax probability of the target class

@@ -99,6 +99,10 @@ def main():
                               f"{len(gallery['images'])} images")
             if evaluated and "evaluation.html" not in page.links:
                 errors.append("index.html: does not link evaluation.html")
+        if name == "evaluation.html":
+            for m in methods:  # each method's row links to its pictures
+                if f"index.html#method-{m}" not in page.links:
+                    errors.append(f"evaluation.html: {m}'s row does not link index.html#method-{m}")
             if synthesis:
                 sections = {s["name"]: s for s in gallery.get("synthesis", [])}
                 for name, section in sections.items():

@@ -47,6 +47,7 @@ struct EvaluateCliOptions {
   int64_t perturbations = 10;
   double sensitivity_radius = 0.02;
   double infidelity_sigma = 0.1;
+  std::string deletion_substrate = "mean";
 };
 
 // One column of the table: its title, whether it is shown, and its value for a row.
@@ -186,6 +187,7 @@ void evaluate_job(const EvaluateCliOptions& o) {
   options.preprocess = pre;
   options.margin = o.margin;
   options.curve.steps = o.steps;
+  options.curve.deletion_blur = o.deletion_substrate == "blur";
   options.batch = o.batch;
   options.sanity = !o.no_sanity && named_sanity;
   options.cascade = o.cascade;
@@ -294,7 +296,9 @@ void evaluate_job(const EvaluateCliOptions& o) {
        }},
   };
   std::cout << "Evaluation of " << model->name() << " on " << set_name << "; pointing-game margin "
-            << cell(margin, 1) << " px, " << o.steps << " deletion/insertion steps\n\n|"
+            << cell(margin, 1) << " px, " << o.steps << " deletion/insertion steps"
+            << (o.deletion_substrate == "blur" ? " (deletion into a blurred copy)" : "")
+            << "\n\n|"
             << " method |";
   std::string rule = "| --- |";
   for (const auto& c : columns) {
@@ -399,6 +403,7 @@ void evaluate_job(const EvaluateCliOptions& o) {
                        {"images", set.images.size(0)},
                        {"margin", margin},
                        {"steps", o.steps},
+                       {"deletion_substrate", o.deletion_substrate},
                        {"threads", at::get_num_threads()},
                        {"processes", mpi::size()},
                        {"command", command_line()},
@@ -471,6 +476,11 @@ void setup_evaluate(CLI::App& app) {
             return std::string();
           },
           "METRICS", "metrics"));
+  sub->add_option("--deletion-substrate", o->deletion_substrate,
+                  "what deletion puts in place of removed pixels: mean (the mean colour, as "
+                  "RISE and Captum) or blur (a blurred copy, as insertion starts from)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mean", "blur"}));
   sub->add_option("--road-fractions", o->road_fractions,
                   "ROAD's removal fractions, each in (0, 1)")
       ->capture_default_str();

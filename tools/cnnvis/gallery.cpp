@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "cnnvis/error.hpp"
@@ -160,7 +161,8 @@ void write_index(const fs::path& folder, const json& gallery, bool evaluation) {
     bool first = true;
     for (const auto& view : method["views"]) {
       const std::string view_name = view["name"];
-      body += std::string("<tr") + (first ? " class=\"first\"" : "") + " data-method=\"" +
+      body += std::string("<tr") + (first ? " class=\"first\" id=\"method-" + html_escape(name) + "\"" : "") +
+              " data-method=\"" +
               html_escape(name) + "\" data-view=\"" + html_escape(view_name) + "\">";
       body += "<td class=\"label\" title=\"" + html_escape(view["description"]) + "\"><b>" +
               html_escape(method["title"].get<std::string>()) + "</b>: " +
@@ -229,7 +231,7 @@ std::string curve_plot(const json& e, const std::string& key, const std::string&
                                    "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
                                    "#e6550d", "#31a354", "#756bb1"};
   const double left = 38, top = 10, bottom = 30, pw = 332, ph = 210;
-  const double legend_x = left + pw + 16, line = 13;  // the legend, right of the plot
+  const double legend_x = left + pw + 28, line = 13;  // the legend, right of the plot
   double w = legend_x + 250, h = top + ph + bottom;
   std::vector<double> xs;
   const bool road = key.rfind("road", 0) == 0;
@@ -299,11 +301,20 @@ void write_evaluation_page(const fs::path& folder, const json& gallery, const js
   body += "<table class=\"metrics\">\n<tr><th>method</th>";
   for (const auto& title : e["columns"]) body += "<th>" + html_escape(title.get<std::string>()) + "</th>";
   body += "</tr>\n";
+  // A method's row links to its pictures in the gallery (when `cnnvis demo` made them).
+  std::set<std::string> pictured;
+  if (gallery.contains("methods")) {
+    for (const auto& m : gallery["methods"]) pictured.insert(m["name"].get<std::string>());
+  }
   for (const auto& r : e["results"]) {
     const bool baseline = r["baseline"].get<bool>();
+    const std::string method = r["method"].get<std::string>();
+    std::string title = html_escape(r["title"].get<std::string>());
+    if (pictured.count(method)) {
+      title = "<a href=\"index.html#method-" + html_escape(method) + "\">" + title + "</a>";
+    }
     body += std::string("<tr") + (baseline ? " class=\"baseline\"" : "") + " data-method=\"" +
-            html_escape(r["method"].get<std::string>()) + "\"><td class=\"name\">" +
-            html_escape(r["title"].get<std::string>()) + "</td>";
+            html_escape(method) + "\"><td class=\"name\">" + title + "</td>";
     for (const auto& c : r["cells"]) body += "<td>" + html_escape(c.get<std::string>()) + "</td>";
     body += "</tr>\n";
   }

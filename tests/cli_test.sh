@@ -554,6 +554,7 @@ expect 2 "--cascade 8: the model has 7 layer groups to randomize \\(features.0 .
   "$CNNVIS" evaluate --cascade 8 --count 1 --methods vanilla --gallery "$work/out/g"
 expect 2 "--steps: expected an integer from 1 to 10000, got 0" "$CNNVIS" evaluate --steps 0 --gallery "$work/out/g"
 expect 2 "--metrics: unknown metric 'roads'; expected default, all, or a list of" "$CNNVIS" evaluate --metrics road,roads --gallery "$work/out/g"
+expect 2 "--deletion-substrate: expected mean or blur, got 'grey'" "$CNNVIS" evaluate --deletion-substrate grey --gallery "$work/out/g"
 expect 2 "--road-fractions: each fraction must lie in \(0, 1\), got 1.5" "$CNNVIS" evaluate --road-fractions 0.5,1.5 --gallery "$work/out/g"
 expect 2 "--road-fractions: expected numbers in \(0, 1\) separated by commas, got 'x'" "$CNNVIS" evaluate --road-fractions 0.5,x --gallery "$work/out/g"
 # --metrics picks the columns; the JSON has the curves for the page's plots.

@@ -429,6 +429,13 @@ TEST(Evaluate, NewerMetricsMatchTheirReferenceImplementations) {
   EXPECT_TRUE(torch::allclose(r.morf, expected[0], 1e-5, 1e-6)) << r.morf << expected[0];
   EXPECT_TRUE(torch::allclose(r.lerf, expected[1], 1e-5, 1e-6)) << r.lerf << expected[1];
   EXPECT_NEAR(r.morf_auc, expected[0].mean().item<double>(), 1e-6);
+  // Confidence: p(x * map) - p(x) as pytorch-grad-cam computes it; drop is its negative part
+  // over p (Chattopadhay et al.), increase its sign.
+  const double change = metric_fixture("confidence_change")[0].item<double>();
+  const double p = torch::softmax(model.forward(x).output, 1)[0][target].item<double>();
+  const auto c = confidence_change(model, x, target, map);
+  EXPECT_NEAR(c.drop, std::max(0.0, -change) / p, 1e-5);
+  EXPECT_EQ(c.increase, change > 0);
   const auto& w = metric_fixture("weight");
   const MapFn gradient_times_input = [&](Model&, const at::Tensor& in, const Target&) {
     return (in * w[target].view({1, 3, 12, 10})).sum(1);

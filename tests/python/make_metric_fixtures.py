@@ -6,6 +6,7 @@ README.md there), from the public implementations:
   tleemann/road_evaluation) with noise 0, and its PerturbationConfidenceMetric with
   RemoveMostRelevantFirst / RemoveLeastRelevantFirst and ClassifierOutputSoftmaxTarget
   (return_diff=False: the target's probability after imputation);
+- confidence: pytorch-grad-cam's CamMultImageConfidenceChange (p(x * map) - p(x));
 - Captum 0.8.0's sensitivity_max and infidelity (normalize=True), with perturbation functions
   that draw the noise from a seeded torch.Generator exactly as cnnvis does;
 - Quantus (85bc29d) Sparseness, Complexity (abs and normalise_by_max, its defaults) and its
@@ -31,6 +32,7 @@ import torch
 from captum.metrics import infidelity, sensitivity_max
 from pytorch_grad_cam.metrics.perturbation_confidence import (
     PerturbationConfidenceMetric, RemoveLeastRelevantFirst, RemoveMostRelevantFirst)
+from pytorch_grad_cam.metrics.cam_mult_image import CamMultImageConfidenceChange
 from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 import quantus
@@ -95,6 +97,13 @@ for remover in (RemoveMostRelevantFirst, RemoveLeastRelevantFirst):
     curves.append(curve)
 save("road_curves", np.array(curves, dtype=np.float64))  # [MoRF, LeRF] x fractions
 
+
+# ---- confidence: pytorch-grad-cam's CamMultImageConfidenceChange (the normalized input times
+# the map scaled to [0, 1], min-max as cnnvis scales it): p(x * map) - p(x) ----
+m = saliency.numpy()
+scaled = (m - m.min()) / (m.max() - m.min())
+change = CamMultImageConfidenceChange()(x, scaled[None], [ClassifierOutputSoftmaxTarget(TARGET)], model)
+save("confidence_change", np.array([float(change[0])], dtype=np.float64))
 
 # ---- Captum sensitivity_max: the explanation (x * W[t]) summed over channels ----
 def one(inputs):  # Captum passes tuples of tensors

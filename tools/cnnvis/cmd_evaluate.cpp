@@ -480,7 +480,12 @@ void setup_evaluate(CLI::App& app) {
                   "what deletion puts in place of removed pixels: mean (the mean colour, as "
                   "RISE and Captum) or blur (a blurred copy, as insertion starts from)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"mean", "blur"}));
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return v == "mean" || v == "blur" ? std::string()
+                                              : "expected mean or blur, got '" + v + "'";
+          },
+          "mean|blur", "substrate"));
   sub->add_option("--road-fractions", o->road_fractions,
                   "ROAD's removal fractions, each in (0, 1)")
       ->capture_default_str();

@@ -694,12 +694,21 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     }
     if (progress) progress(++done, total);
   }
+  const int64_t kept = std::min(std::max<int64_t>(o.keep_maps, 0), n);
+  std::vector<double> kept_maps(static_cast<size_t>(kept * h * w), 0.0);
+  for (int64_t i = 0; i < kept; ++i) {
+    if (!owned(i)) continue;
+    const auto flat = trained[i].to(torch::kDouble).contiguous();
+    std::copy(flat.data_ptr<double>(), flat.data_ptr<double>() + h * w,
+              kept_maps.begin() + i * h * w);
+  }
   // Every vector of per-image values (or sums), in one order for the reduction.
   std::vector<std::vector<double>*> values = {
       &result.energies, &result.deletion, &result.insertion, &result.reference_correlation,
       &result.road_morfs, &result.road_lerfs, &result.drops, &result.increases,
       &result.sensitivities, &result.infidelities, &result.sparsenesses, &result.complexities,
-      &result.random_logits, &deletion_curves, &insertion_curves, &morf_curves, &lerf_curves};
+      &result.random_logits, &deletion_curves, &insertion_curves, &morf_curves, &lerf_curves,
+      &kept_maps};
   if (o.part_count > 1) {  // every process's values, in image order
     std::vector<double> all;
     for (int v : result.hits) all.push_back(v);
@@ -743,6 +752,7 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     for (auto& v : out) v /= static_cast<double>(n);
     return out;
   };
+  result.maps = torch::tensor(kept_maps, torch::kDouble).reshape({kept, h, w}).to(torch::kFloat);
   result.deletion_curve = average(deletion_curves, curve_points);
   result.insertion_curve = average(insertion_curves, curve_points);
   result.road_morf_curve = average(morf_curves, road_points);

@@ -259,6 +259,8 @@ struct EvaluateOptions {
   // b % part_count == part_index, and `reduce` sums vectors elementwise across the processes
   // (mpi::sum) before the means are taken, so that every process returns the whole
   // Evaluation, the same as one process computing every image with the same batches.
+  // Evaluation::maps keeps the importance maps of the first keep_maps images (for pictures).
+  int64_t keep_maps = 0;
   int64_t part_index = 0;
   int64_t part_count = 1;
   std::function<void(std::vector<double>&)> reduce;
@@ -302,6 +304,7 @@ struct Evaluation {
   // Mean curves over the images, for plots: deletion and insertion (steps + 1 points from 0
   // to all pixels changed) and ROAD's (a point per removal fraction).
   std::vector<double> deletion_curve, insertion_curve, road_morf_curve, road_lerf_curve;
+  at::Tensor maps;  // [min(keep_maps, images), H, W] float32: the first images' maps
 };
 
 // Throws cnnvis::Error (invalid argument) for options that do not fit `model`: a cascade deeper

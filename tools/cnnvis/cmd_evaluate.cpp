@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "cnnvis/demo/train.hpp"
 #include "cnnvis/error.hpp"
 #include "cnnvis/evaluate.hpp"
+#include "cnnvis/image.hpp"
 #include "cnnvis/io/file.hpp"
 #include "cnnvis/method.hpp"
 #include "cnnvis/mpi.hpp"
@@ -48,6 +50,7 @@ struct EvaluateCliOptions {
   double sensitivity_radius = 0.02;
   double infidelity_sigma = 0.1;
   std::string deletion_substrate = "mean";
+  int64_t pictures = 8;
 };
 
 // One column of the table: its title, whether it is shown, and its value for a row.
@@ -80,6 +83,15 @@ std::string cell(double value, int digits = 3) {
   char buffer[32];
   std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
   return buffer;
+}
+
+// Where a method's map of an image goes in the gallery folder.
+std::string picture_name(const std::string& method, const std::string& image) {
+  std::string stem = fs::path(image).stem().string();
+  for (char& c : stem) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
+  }
+  return "evaluation/" + method + "/" + stem + ".png";
 }
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -188,6 +200,7 @@ void evaluate_job(const EvaluateCliOptions& o) {
   options.margin = o.margin;
   options.curve.steps = o.steps;
   options.curve.deletion_blur = o.deletion_substrate == "blur";
+  options.keep_maps = o.gallery.empty() ? 0 : o.pictures;
   options.batch = o.batch;
   options.sanity = !o.no_sanity && named_sanity;
   options.cascade = o.cascade;
@@ -353,6 +366,9 @@ void evaluate_job(const EvaluateCliOptions& o) {
       }
       per_image.push_back(std::move(one));
     }
+    for (int64_t i = 0; i < e.maps.size(0); ++i) {
+      per_image[static_cast<size_t>(i)]["picture"] = picture_name(e.method, set.names[i]);
+    }
     json cells = json::array();
     for (const auto& c : columns) {
       if (c.shown) cells.push_back(c.cell(e));
@@ -415,6 +431,16 @@ void evaluate_job(const EvaluateCliOptions& o) {
   }
   if (!o.gallery.empty()) {
     prepare_out_dir(o.gallery);
+    // The pictures behind each row: the first images' maps over the images.
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const auto& e = rows[r].result;
+      for (int64_t i = 0; i < e.maps.size(0); ++i) {
+        const std::string file = picture_name(e.method, set.names[i]);
+        fs::create_directories((fs::path(o.gallery) / file).parent_path());
+        const auto heat = apply_colormap(minmax(e.maps[i]), Colormap::kJet);
+        save_png((fs::path(o.gallery) / file).string(), overlay(set.images[i], heat, 0.5));
+      }
+    }
     write_file_atomic((fs::path(o.gallery) / "evaluation.json").string(), report.dump(1) + "\n");
     write_gallery_pages(o.gallery);
     std::cerr << "evaluate: wrote " << (fs::path(o.gallery) / "evaluation.html").string() << "\n";
@@ -476,6 +502,10 @@ void setup_evaluate(CLI::App& app) {
             return std::string();
           },
           "METRICS", "metrics"));
+  sub->add_option("--pictures", o->pictures,
+                  "images per method whose maps the gallery's evaluation pages show")
+      ->capture_default_str()
+      ->check(integer_range(0, 1000));
   sub->add_option("--deletion-substrate", o->deletion_substrate,
                   "what deletion puts in place of removed pixels: mean (the mean colour, as "
                   "RISE and Captum) or blur (a blurred copy, as insertion starts from)")

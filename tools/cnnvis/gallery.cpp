@@ -288,7 +288,57 @@ std::string curve_plot(const json& e, const std::string& key, const std::string&
          "</figcaption></figure>\n";
 }
 
+std::string evaluation_page_name(const std::string& method) {
+  return "evaluation_" + method + ".html";
+}
+
+// A method's page: its maps of the first images over them, with each image's numbers.
+void write_method_evaluation_page(const fs::path& folder, const json& gallery, const json& e,
+                                  const json& r) {
+  std::string body = "<h1>" + html_escape(r["title"].get<std::string>()) + "</h1>\n" +
+                     "<p class=\"meta\">" + html_escape(e["set"].get<std::string>()) +
+                     "; the map over each image (jet, min-max) and the image's numbers. " +
+                     "<a href=\"evaluation.html\">back to the evaluation</a></p>\n" +
+                     nav(gallery, true);
+  std::vector<std::string> keys;
+  for (const auto& one : r["per_image"]) {
+    for (const auto& [k, v] : one.items()) {
+      if (k != "name" && k != "picture" && std::find(keys.begin(), keys.end(), k) == keys.end()) {
+        keys.push_back(k);
+      }
+    }
+  }
+  body += "<table class=\"metrics\">\n<tr><th>image</th><th>map</th>";
+  for (const auto& k : keys) body += "<th>" + html_escape(k) + "</th>";
+  body += "</tr>\n";
+  for (const auto& one : r["per_image"]) {
+    if (!one.contains("picture")) continue;
+    body += "<tr><td class=\"name\">" + html_escape(one["name"].get<std::string>()) +
+            "</td><td><img class=\"thumb\" src=\"" +
+            html_escape(one["picture"].get<std::string>()) + "\" alt=\"map\"></td>";
+    for (const auto& k : keys) {
+      std::string v;
+      if (one.contains(k)) {
+        const auto& x = one[k];
+        v = x.is_boolean() ? (x.get<bool>() ? "yes" : "no")
+            : x.is_number_float() ? fixed(x.get<double>(), 3)
+                                  : x.dump();
+      }
+      body += "<td>" + html_escape(v) + "</td>";
+    }
+    body += "</tr>\n";
+  }
+  body += "</table>\n";
+  write_file_atomic((folder / evaluation_page_name(r["method"].get<std::string>())).string(),
+                    page(r["title"].get<std::string>(), body));
+}
+
 void write_evaluation_page(const fs::path& folder, const json& gallery, const json& e) {
+  for (const auto& r : e["results"]) {
+    if (!r["per_image"].empty() && r["per_image"][0].contains("picture")) {
+      write_method_evaluation_page(folder, gallery, e, r);
+    }
+  }
   std::string body = "<h1>cnnvis evaluation</h1>\n<p class=\"meta\">model " +
                      html_escape(e["model"].get<std::string>()) + ", " +
                      html_escape(e["set"].get<std::string>()) + ", pointing-game margin " +
@@ -310,8 +360,13 @@ void write_evaluation_page(const fs::path& folder, const json& gallery, const js
     const bool baseline = r["baseline"].get<bool>();
     const std::string method = r["method"].get<std::string>();
     std::string title = html_escape(r["title"].get<std::string>());
+    const bool has_pictures = !r["per_image"].empty() && r["per_image"][0].contains("picture");
+    if (has_pictures) {
+      title = "<a href=\"" + html_escape(evaluation_page_name(method)) + "\">" + title + "</a>";
+    }
     if (pictured.count(method)) {
-      title = "<a href=\"index.html#method-" + html_escape(method) + "\">" + title + "</a>";
+      title += " <a class=\"meta\" href=\"index.html#method-" + html_escape(method) +
+               "\">(gallery)</a>";
     }
     body += std::string("<tr") + (baseline ? " class=\"baseline\"" : "") + " data-method=\"" +
             html_escape(method) + "\"><td class=\"name\">" + title + "</td>";

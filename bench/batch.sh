@@ -11,15 +11,8 @@ set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(cd "${1:-$src/build}" && pwd)"
 count="${COUNT:-32}"; method="${METHOD:-grad-cam}"; threads="${THREADS:-2}"; rounds="${ROUNDS:-3}"
-work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-"$build/cnnvis" scenes --seed 900 --count "$count" --out "$work/scenes" > /dev/null
-rm -f "$work/scenes"/*_mask.png
-seconds() {  # seconds of one run of the command, its output discarded
-  local t0="$EPOCHREALTIME"
-  "$@" > /dev/null 2> "$work/stderr" || { cat "$work/stderr" >&2; exit 1; }
-  local t1="$EPOCHREALTIME"
-  /usr/bin/python3 -c "print($t1 - $t0)"
-}
+# shellcheck source=bench/scenes_timing.sh
+source "$src/bench/scenes_timing.sh"
 echo "| model | images | method | command | seconds | images / s | vs explain |"
 echo "| --- | ---: | --- | --- | ---: | ---: | ---: |"
 for model in demo vgg16; do

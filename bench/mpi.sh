@@ -16,15 +16,8 @@ half=$(( threads / 2 > 0 ? threads / 2 : 1 ))
 mpi=("$mpirun" --oversubscribe)
 [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
-work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-"$build/cnnvis" scenes --seed 900 --count "$count" --out "$work/scenes" > /dev/null
-rm -f "$work/scenes"/*_mask.png
-seconds() {  # seconds of one run of the command, its output discarded
-  local t0="$EPOCHREALTIME"
-  "$@" > /dev/null 2> "$work/stderr" || { cat "$work/stderr" >&2; exit 1; }
-  local t1="$EPOCHREALTIME"
-  /usr/bin/python3 -c "print($t1 - $t0)"
-}
+# shellcheck source=bench/scenes_timing.sh
+source "$src/bench/scenes_timing.sh"
 echo "| model | images | method | batch | command | seconds | images / s | vs 1 rank |"
 echo "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |"
 for model in demo vgg16; do

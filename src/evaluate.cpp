@@ -422,20 +422,31 @@ MapFn center_maps() {
   };
 }
 
+namespace {
+
+// The comma-separated fields of `text`, empty ones included ("a,,b" -> a, "", b).
+std::vector<std::string> comma_fields(const std::string& text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    out.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
 MetricSet parse_metrics(const std::string& text, bool* sanity) {
   MetricSet m;
-  bool with_sanity = true;
-  if (text == "default" || text.empty()) {
-    if (sanity) *sanity = true;
-    return m;
-  }
+  if (sanity) *sanity = true;
+  if (text == "default" || text.empty()) return m;
   if (text == "all") {
     m.sensitivity = true;
-    if (sanity) *sanity = true;
     return m;
   }
-  m = MetricSet{false, false, false, false, false, false, false, false, false, false, false};
-  with_sanity = false;
+  bool with_sanity = true;
   const std::map<std::string, bool*> names = {
       {"pointing", &m.pointing},       {"energy", &m.energy},
       {"deletion", &m.deletion},       {"insertion", &m.insertion},
@@ -443,10 +454,8 @@ MetricSet parse_metrics(const std::string& text, bool* sanity) {
       {"sensitivity", &m.sensitivity}, {"infidelity", &m.infidelity},
       {"sparseness", &m.sparseness},   {"complexity", &m.complexity},
       {"random-logit", &m.random_logit}, {"sanity", &with_sanity}};
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string name = text.substr(start, comma - start);
+  for (const auto& [name, on] : names) *on = false;  // a list names every metric it wants
+  for (const auto& name : comma_fields(text)) {
     const auto it = names.find(name);
     if (it == names.end()) {
       throw usage_error("--metrics: unknown metric '" + name + "'; expected default, all, or a "
@@ -454,10 +463,29 @@ MetricSet parse_metrics(const std::string& text, bool* sanity) {
                         "sensitivity, infidelity, sparseness, complexity, random-logit, sanity");
     }
     *it->second = true;
-    start = comma + 1;
   }
   if (sanity) *sanity = with_sanity;
   return m;
+}
+
+std::vector<double> parse_road_fractions(const std::string& text) {
+  std::vector<double> fractions;
+  for (const auto& f : comma_fields(text)) {
+    double v = 0;
+    try {
+      size_t used = 0;
+      v = std::stod(f, &used);
+      if (used != f.size()) throw std::invalid_argument(f);
+    } catch (const std::exception&) {
+      throw usage_error("--road-fractions: expected numbers in (0, 1) separated by commas, got '" +
+                        f + "'");
+    }
+    if (!(v > 0 && v < 1)) {
+      throw usage_error("--road-fractions: each fraction must lie in (0, 1), got " + f);
+    }
+    fractions.push_back(v);
+  }
+  return fractions;
 }
 
 void check_evaluate_options(Model& model, const EvaluateOptions& o) {

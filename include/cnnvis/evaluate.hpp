@@ -236,6 +236,9 @@ struct MetricSet {
 // random-logit and sanity (the cascading randomization; `sanity` says whether it was named).
 // Throws cnnvis::Error (invalid argument) naming --metrics for another name.
 MetricSet parse_metrics(const std::string& text, bool* sanity);
+// "0.1,0.2,..." -> the fractions, each in (0, 1); throws cnnvis::Error (invalid argument)
+// naming --road-fractions otherwise.
+std::vector<double> parse_road_fractions(const std::string& text);
 
 struct EvaluateOptions {
   Preprocess preprocess;  // mean and std for normalizing the set's images

@@ -94,17 +94,6 @@ std::string picture_name(const std::string& method, const std::string& image) {
   return "evaluation/" + method + "/" + stem + ".png";
 }
 
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    out.push_back(text.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
 std::string correlation(const eval::Evaluation& e, bool last) {
   if (e.cascade_correlation.empty()) return "-";
   return cell(last ? e.cascade_correlation.back() : e.cascade_correlation.front(), 2);
@@ -172,22 +161,7 @@ void evaluate_job(const EvaluateCliOptions& o) {
   eval::EvaluateOptions options;
   bool named_sanity = true;
   options.metrics = eval::parse_metrics(o.metrics, &named_sanity);
-  options.road.fractions.clear();
-  for (const auto& f : split_commas(o.road_fractions)) {
-    double v = 0;
-    try {
-      size_t used = 0;
-      v = std::stod(f, &used);
-      if (used != f.size()) throw std::invalid_argument(f);
-    } catch (const std::exception&) {
-      throw usage_error("--road-fractions: expected numbers in (0, 1) separated by commas, got '" +
-                        f + "'");
-    }
-    if (!(v > 0 && v < 1)) {
-      throw usage_error("--road-fractions: each fraction must lie in (0, 1), got " + f);
-    }
-    options.road.fractions.push_back(v);
-  }
+  options.road.fractions = eval::parse_road_fractions(o.road_fractions);
   options.road.noise = o.road_noise;
   options.road.seed = o.seed;
   options.sensitivity.radius = o.sensitivity_radius;

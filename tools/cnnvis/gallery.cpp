@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -233,7 +234,6 @@ std::string curve_plot(const json& e, const std::string& key, const std::string&
   const double left = 38, top = 10, bottom = 30, pw = 332, ph = 210;
   const double legend_x = left + pw + 28, line = 13;  // the legend, right of the plot
   double w = legend_x + 250, h = top + ph + bottom;
-  std::vector<double> xs;
   const bool road = key.rfind("road", 0) == 0;
   std::string svg;
   int drawn = 0;
@@ -245,8 +245,11 @@ std::string curve_plot(const json& e, const std::string& key, const std::string&
     const auto& ys = r["curves"][key];
     const size_t k = ys.size();
     const bool baseline = r["baseline"].get<bool>();
-    const std::string stroke = baseline ? (baselines++ == 0 ? "#777" : "#aaa") : kColours[colour++ % 18];
-    const std::string dash = baselines == 1 ? "5 3" : "1.5 2.5";
+    const std::string stroke = baseline ? (baselines++ == 0 ? "#777" : "#aaa")
+                                        : kColours[colour++ % std::size(kColours)];
+    const std::string dash = !baseline ? ""
+                             : std::string(" stroke-dasharray=\"") +
+                                   (baselines == 1 ? "5 3" : "1.5 2.5") + "\"";
     std::string points;
     for (size_t i = 0; i < k; ++i) {
       const double x = road ? e["road_fractions"][i].get<double>()
@@ -254,13 +257,13 @@ std::string curve_plot(const json& e, const std::string& key, const std::string&
       const double y = std::clamp(ys[i].get<double>(), 0.0, 1.0);
       points += fixed(left + x * pw, 1) + "," + fixed(top + (1 - y) * ph, 1) + " ";
     }
-    svg += "<polyline fill=\"none\" stroke=\"" + stroke + "\" stroke-width=\"1.5\"" +
-           (baseline ? " stroke-dasharray=\"" + dash + "\"" : std::string()) + " points=\"" + points + "\"><title>" +
+    svg += "<polyline fill=\"none\" stroke=\"" + stroke + "\" stroke-width=\"1.5\"" + dash +
+           " points=\"" + points + "\"><title>" +
            html_escape(r["title"].get<std::string>()) + "</title></polyline>\n";
     const double ly = top + 8 + drawn * line;
     legend += "<line x1=\"" + fixed(legend_x, 1) + "\" y1=\"" + fixed(ly - 3, 1) + "\" x2=\"" +
               fixed(legend_x + 16, 1) + "\" y2=\"" + fixed(ly - 3, 1) + "\" stroke=\"" + stroke +
-              "\" stroke-width=\"2\"" + (baseline ? " stroke-dasharray=\"" + dash + "\"" : std::string()) +
+              "\" stroke-width=\"2\"" + dash +
               "/><text x=\"" + fixed(legend_x + 20, 1) + "\" y=\"" + fixed(ly, 1) + "\">" +
               html_escape(r["title"].get<std::string>()) + "</text>\n";
     ++drawn;

@@ -664,11 +664,15 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
     if (classes < 2) {
       throw usage_error("evaluate: the random-logit test needs a model with 2 or more classes");
     }
+    // Drawn for this process's images only (the top-1 targets of the others are not known
+    // here); the reduction below fills in the rest.
+    result.random_classes.assign(static_cast<size_t>(n), 0);
     for (int64_t i = 0; i < n; ++i) {
+      if (!owned(i)) continue;
       auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed * 7919 + static_cast<uint64_t>(i));
       int64_t other = torch::randint(classes - 1, {1}, gen, torch::kLong).item<int64_t>();
       if (other >= targets[i]) ++other;  // a class other than the target
-      result.random_classes.push_back(other);
+      result.random_classes[i] = other;
     }
     const auto others = all_maps(false, n, maps, &result.random_classes);
     for (int64_t i = 0; i < n; ++i) {
@@ -740,11 +744,13 @@ Evaluation evaluate(Model& model, const std::string& name, const MapFn& maps,
   if (o.part_count > 1) {  // every process's values, in image order
     std::vector<double> all;
     for (int v : result.hits) all.push_back(v);
+    for (int64_t c : result.random_classes) all.push_back(static_cast<double>(c));
     for (const auto* v : values) all.insert(all.end(), v->begin(), v->end());
     all.push_back(seconds);
     o.reduce(all);
     size_t at = 0;
     for (auto& v : result.hits) v = static_cast<int>(std::lround(all[at++]));
+    for (auto& c : result.random_classes) c = std::llround(all[at++]);
     for (auto* v : values) {
       for (auto& x : *v) x = all[at++];
     }
